@@ -1,0 +1,5 @@
+"""The ``dashtam`` command line (placeholder replaced by the CLI module)."""
+
+
+def main() -> None:
+    """Entry point."""

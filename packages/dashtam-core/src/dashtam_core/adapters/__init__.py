@@ -1,0 +1,1 @@
+"""Reference adapters implementing the ports."""

@@ -1,0 +1,1 @@
+"""The pure domain: value objects, entities, state machines and events (standard library only)."""

@@ -1,0 +1,1 @@
+"""The pluggy plugin system: hookspecs, the plugin manager and the provider registry."""

@@ -1,0 +1,1 @@
+"""Dashtam alpaca provider plugin."""

@@ -1,0 +1,1 @@
+"""Dashtam chase provider plugin."""

@@ -1,0 +1,1 @@
+"""Plugin entry point (registered under the dashtam entry-point group)."""

@@ -1,0 +1,1 @@
+"""Dashtam schwab provider plugin."""
