@@ -1,1 +1,1 @@
-"""adapters sqlalchemy package."""
+"""SQLAlchemy 2 async adapters: tables, mapping, repositories, unit of work, migrations."""
