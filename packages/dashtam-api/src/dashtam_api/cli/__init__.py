@@ -1,1 +1,1 @@
-"""CLI."""
+"""The ``dashtam`` command line (entry point :func:`dashtam_api.cli.app.main`)."""

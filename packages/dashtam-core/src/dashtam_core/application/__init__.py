@@ -1,1 +1,1 @@
-"""application package."""
+"""The application layer: commands, queries, handlers and the message bus."""

@@ -1,1 +1,1 @@
-"""registries package."""
+"""Registries: single sources of truth, each with a self-enforcing test."""

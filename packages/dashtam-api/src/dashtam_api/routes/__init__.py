@@ -1,0 +1,26 @@
+"""Route modules; each exposes ``ROUTES``, a tuple of :class:`~dashtam_api.registry.RouteSpec`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dashtam_api.registry import RouteRegistry, RouteSpec
+from dashtam_api.routes import providers, system
+
+ROUTE_MODULES = (system, providers)
+
+
+def build_route_registry(extra: Iterable[RouteSpec] = ()) -> RouteRegistry:
+    """The registry of every built-in route plus ``extra``.
+
+    Args:
+        extra: additional specs (embedding applications, tests).
+    """
+    registry = RouteRegistry()
+    for module in ROUTE_MODULES:
+        registry.extend(module.ROUTES)
+    registry.extend(extra)
+    return registry
+
+
+__all__ = ["ROUTE_MODULES", "build_route_registry"]

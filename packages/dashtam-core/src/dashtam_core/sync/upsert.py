@@ -1,0 +1,231 @@
+"""Set-based transaction writes: one pre-select and one multi-row upsert per batch.
+
+PostgreSQL::
+
+    INSERT INTO transactions (...) VALUES (...), (...), ...
+    ON CONFLICT (account_id, dedupe_key) DO UPDATE SET ...
+    WHERE transactions.removed_reason IS DISTINCT FROM 'settled'
+      AND (transactions.content_hash IS DISTINCT FROM excluded.content_hash
+           OR transactions.removed_at IS NOT NULL)
+    RETURNING id, dedupe_key
+
+SQLite renders the same statement with ``IS NOT``. Rows whose stored hash already equals the
+record's are filtered out before the statement (the pre-select reads the batch's keys in one
+query), so an identical re-sync runs the pre-select only and writes nothing; the ``WHERE`` clause
+keeps the statement correct even when a concurrent writer got there first. Each VALUES row
+carries a fresh UUIDv7: when RETURNING gives that id back the row was inserted, otherwise the
+existing row was updated (this works the same on both databases; ``xmax = 0`` is not needed).
+
+A row the provider withdrew (``removed_reason = 'withdrawn'``) that comes back is revived and
+reported ``added``; a pending row settled by its posted row (``'settled'``) is frozen forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashtam_core.adapters.sqlalchemy.tables_data import transactions
+from dashtam_core.domain.ids import uuid7
+from dashtam_core.errors import ConfigurationError
+from dashtam_core.ports.provider import ProviderTransaction
+from dashtam_core.sync.changes import ADDED, MODIFIED
+
+SETTLED = "settled"
+WITHDRAWN = "withdrawn"
+
+#: Columns overwritten when a stored transaction's content changed.
+CONTENT_COLUMNS = (
+    "provider_transaction_id",
+    "date",
+    "posted_at",
+    "amount",
+    "currency",
+    "description",
+    "merchant",
+    "type",
+    "subtype",
+    "status",
+    "pending_link",
+    "security_symbol",
+    "security_quantity",
+    "security_price",
+    "security_asset_type",
+    "fees",
+    "content_hash",
+)
+_IN_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A transaction row written by an upsert."""
+
+    id: UUID
+    kind: str  # added | modified
+    status: str
+    date: date
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """What one batch upsert did."""
+
+    written: list[Written]
+    unchanged: int
+
+
+def insert_for(conn: AsyncConnection, table: Any) -> Any:
+    """The dialect's ``INSERT`` construct that supports ``ON CONFLICT`` (PostgreSQL, SQLite)."""
+    name = conn.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise ConfigurationError(f"the sync engine does not support the {name!r} database")
+
+
+def _row(
+    account_id: UUID, record: ProviderTransaction, digest: str, now: datetime
+) -> dict[str, Any]:
+    sec = record.security
+    return {
+        "id": uuid7(),
+        "account_id": account_id,
+        "provider_transaction_id": record.provider_transaction_id,
+        "dedupe_key": record.dedupe_key,
+        "date": record.date,
+        "posted_at": record.posted_at,
+        "amount": record.amount,
+        "currency": record.currency,
+        "description": record.description,
+        "merchant": record.merchant,
+        "type": str(record.type),
+        "subtype": str(record.subtype),
+        "status": str(record.status),
+        "pending_link": record.pending_link,
+        "security_symbol": None if sec is None else sec.symbol,
+        "security_quantity": None if sec is None else sec.quantity,
+        "security_price": None if sec is None else sec.price,
+        "security_asset_type": None if sec is None else sec.asset_type,
+        "fees": record.fees,
+        "content_hash": digest,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def upsert_batch(
+    conn: AsyncConnection,
+    account_id: UUID,
+    batch: Sequence[tuple[ProviderTransaction, str]],
+    now: datetime,
+) -> BatchResult:
+    """Write one batch of ``(record, content_hash)`` pairs (keys unique within the batch).
+
+    Args:
+        conn: a connection inside the caller's transaction.
+        account_id: the stored account the records belong to.
+        batch: records with their precomputed content hashes.
+        now: the unit's timestamp (``created_at`` / ``updated_at``).
+
+    Returns:
+        The rows actually written and how many records needed nothing.
+    """
+    if not batch:
+        return BatchResult([], 0)
+    keys = [r.dedupe_key for r, _ in batch]
+    t = transactions
+    existing: dict[str, tuple[str, bool, str | None]] = {}
+    result = await conn.execute(
+        select(t.c.dedupe_key, t.c.content_hash, t.c.removed_at, t.c.removed_reason).where(
+            t.c.account_id == account_id, t.c.dedupe_key.in_(keys)
+        )
+    )
+    for key, digest, removed_at, reason in result:
+        existing[key] = (digest, removed_at is not None, reason)
+    rows: list[dict[str, Any]] = []
+    revived: set[str] = set()
+    for record, digest in batch:
+        old = existing.get(record.dedupe_key)
+        if old is not None:
+            old_digest, removed, reason = old
+            if reason == SETTLED or (old_digest == digest and not removed):
+                continue
+            if removed:
+                revived.add(record.dedupe_key)
+        rows.append(_row(account_id, record, digest, now))
+    if not rows:
+        return BatchResult([], len(batch))
+
+    ins = insert_for(conn, t)
+    set_: dict[str, Any] = {c: ins.excluded[c] for c in CONTENT_COLUMNS}
+    set_.update(updated_at=ins.excluded.updated_at, removed_at=None, removed_reason=None)
+    stmt = ins.on_conflict_do_update(
+        index_elements=[t.c.account_id, t.c.dedupe_key],
+        set_=set_,
+        where=and_(
+            t.c.removed_reason.is_distinct_from(SETTLED),
+            or_(
+                t.c.content_hash.is_distinct_from(ins.excluded.content_hash),
+                t.c.removed_at.is_not(None),
+            ),
+        ),
+    ).returning(t.c.id, t.c.dedupe_key)
+    proposed = {r["dedupe_key"]: r for r in rows}
+    written: list[Written] = []
+    for tx_id, key in await conn.execute(stmt, rows):
+        row = proposed[key]
+        kind = ADDED if tx_id == row["id"] or key in revived else MODIFIED
+        written.append(Written(tx_id, kind, row["status"], row["date"]))
+    return BatchResult(written, len(batch) - len(written))
+
+
+async def mark_removed(
+    conn: AsyncConnection, ids: Sequence[UUID], *, reason: str, now: datetime
+) -> None:
+    """Set ``removed_at`` / ``removed_reason`` on live rows ``ids`` (chunked IN lists)."""
+    for i in range(0, len(ids), _IN_CHUNK):
+        await conn.execute(
+            update(transactions)
+            .where(transactions.c.id.in_(list(ids[i : i + _IN_CHUNK])))
+            .values(removed_at=now, removed_reason=reason, updated_at=now)
+        )
+
+
+async def missing_in_window(
+    conn: AsyncConnection, account_id: UUID, start: date, end: date, seen_keys: set[str]
+) -> list[UUID]:
+    """Live rows of the account dated in ``[start, end]`` whose key is not in ``seen_keys``."""
+    t = transactions
+    result = await conn.execute(
+        select(t.c.id, t.c.dedupe_key)
+        .where(
+            t.c.account_id == account_id,
+            t.c.removed_at.is_(None),
+            t.c.date >= start,
+            t.c.date <= end,
+        )
+        .order_by(t.c.date, t.c.id)
+    )
+    return [tx_id for tx_id, key in result if key not in seen_keys]
+
+
+__all__ = [
+    "CONTENT_COLUMNS",
+    "SETTLED",
+    "WITHDRAWN",
+    "BatchResult",
+    "Written",
+    "insert_for",
+    "mark_removed",
+    "missing_in_window",
+    "upsert_batch",
+]
