@@ -80,7 +80,7 @@ AppClient = Callable[..., Any]
 async def make_client(
     settings: ApiSettings, test_plugins: LoadedPlugins
 ) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: ``await make_client(**overrides, extra_routes=...)`` → (app, client), lifespan run."""
+    """``await make_client(**setting_overrides, extra_routes=...)`` → (app, client), lifespan on."""
     stack: list[Any] = []
 
     async def factory(

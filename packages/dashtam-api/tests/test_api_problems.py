@@ -52,21 +52,49 @@ async def paged(limit: int = Query(ge=1, le=500)) -> dict[str, int]:
     return {"limit": limit}
 
 
-async def streamed() -> AsyncIterator[bytes]:  # pragma: no cover - only its name is used
-    yield b""
-
-
 EXTRA = (
-    RouteSpec(name="test.boom", method="GET", path="/test/boom", handler=boom, auth="public",
-              rate_limit="read_user"),
-    RouteSpec(name="test.limited", method="GET", path="/test/limited", handler=limited,
-              auth="public", rate_limit="read_user"),
-    RouteSpec(name="test.weak", method="POST", path="/test/weak", handler=weak, auth="public",
-              rate_limit="register_ip", errors=("weak_password",)),
-    RouteSpec(name="test.missing", method="GET", path="/test/missing", handler=missing,
-              auth="public", rate_limit="read_user", errors=("not_found",)),
-    RouteSpec(name="test.paged", method="GET", path="/test/paged", handler=paged,
-              auth="public", rate_limit="read_user"),
+    RouteSpec(
+        name="test.boom",
+        method="GET",
+        path="/test/boom",
+        handler=boom,
+        auth="public",
+        rate_limit="read_user",
+    ),
+    RouteSpec(
+        name="test.limited",
+        method="GET",
+        path="/test/limited",
+        handler=limited,
+        auth="public",
+        rate_limit="read_user",
+    ),
+    RouteSpec(
+        name="test.weak",
+        method="POST",
+        path="/test/weak",
+        handler=weak,
+        auth="public",
+        rate_limit="register_ip",
+        errors=("weak_password",),
+    ),
+    RouteSpec(
+        name="test.missing",
+        method="GET",
+        path="/test/missing",
+        handler=missing,
+        auth="public",
+        rate_limit="read_user",
+        errors=("not_found",),
+    ),
+    RouteSpec(
+        name="test.paged",
+        method="GET",
+        path="/test/paged",
+        handler=paged,
+        auth="public",
+        rate_limit="read_user",
+    ),
 )
 
 
@@ -76,7 +104,14 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     body: dict[str, Any] = response.json()
     ProblemDetails.model_validate(body)
     assert set(body) == {
-        "type", "title", "status", "detail", "instance", "code", "trace_id", "errors",
+        "type",
+        "title",
+        "status",
+        "detail",
+        "instance",
+        "code",
+        "trace_id",
+        "errors",
     }
     assert body["status"] == status
     assert body["code"] == code
@@ -107,7 +142,9 @@ async def test_validation_error_names_the_field(make_client: Callable[..., Any])
     assert body["errors"][0]["code"] == "int_parsing"
     missing = assert_problem(await client.get("/test/paged"), 422, "validation_error")
     assert missing["errors"][0] == {
-        "field": "query.limit", "code": "missing", "message": "Field required",
+        "field": "query.limit",
+        "code": "missing",
+        "message": "Field required",
     }
     ok = await client.get("/test/paged", params={"limit": "5"})
     assert ok.json() == {"limit": 5}

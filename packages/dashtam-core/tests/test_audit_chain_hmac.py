@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -54,7 +56,7 @@ def sequenced(records: list[AuditRecord], start: int = 1) -> list[SequencedAudit
 def test_seal_links_records() -> None:
     sealed = chain(make(5), KEY)
     assert sealed[0].prev_mac == ""
-    for prev, cur in zip(sealed, sealed[1:], strict=False):
+    for prev, cur in itertools.pairwise(sealed):
         assert cur.prev_mac == prev.mac
     expected = hmac.new(KEY, canonical_bytes(sealed[2]), hashlib.sha256).hexdigest()
     assert sealed[2].mac == expected == compute_mac(KEY, sealed[2])
@@ -79,7 +81,7 @@ def test_canonical_form_is_stable() -> None:
 
 
 @pytest.mark.parametrize(
-    "field,value",
+    ("field", "value"),
     [
         ("action", "user.deleted"),
         ("outcome", AuditOutcome.SUCCESS),
@@ -92,7 +94,7 @@ def test_canonical_form_is_stable() -> None:
         ("mac", "0" * 64),
     ],
 )
-def test_edit_detected(field: str, value: object) -> None:
+def test_edit_detected(field: str, value: Any) -> None:
     sealed = chain(make(6), KEY)
     if getattr(sealed[3], field) == value:
         value = AuditOutcome.FAILURE
@@ -121,7 +123,8 @@ def test_deletion_detected_by_gap_and_by_link() -> None:
     items = sequenced(sealed)
     del items[2]  # seq 3 missing
     result = verify(items, KEY)
-    assert not result.valid and result.first_bad_id == sealed[3].id
+    assert not result.valid
+    assert result.first_bad_id == sealed[3].id
     # renumbered so that seq has no gap: the link still breaks
     renumbered = sequenced(sealed[:2] + sealed[3:])
     assert verify(renumbered, KEY).first_bad_id == sealed[3].id
@@ -131,7 +134,7 @@ def test_deletion_detected_by_gap_and_by_link() -> None:
 
 def test_reordering_detected() -> None:
     sealed = chain(make(6), KEY)
-    swapped = sealed[:2] + [sealed[3], sealed[2]] + sealed[4:]
+    swapped = [*sealed[:2], sealed[3], sealed[2], *sealed[4:]]
     assert verify(sequenced(swapped), KEY).first_bad_id == sealed[3].id
     out_of_order = sequenced(sealed)
     out_of_order[2], out_of_order[3] = out_of_order[3], out_of_order[2]

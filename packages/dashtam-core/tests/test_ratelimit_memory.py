@@ -72,7 +72,8 @@ def test_rate_limit_keys_per_scope() -> None:
     assert rate_limit_key(DEFAULT_RULES["login_ip"], ip="10.0.0.1") == "login_ip:10.0.0.1"
     a = rate_limit_key(DEFAULT_RULES["login_email"], email="Alice@Example.com ")
     b = rate_limit_key(DEFAULT_RULES["login_email"], email="alice@example.com")
-    assert a == b and "alice" not in a
+    assert a == b
+    assert "alice" not in a
     rule = RateLimitRule("per_provider", 5, 60, RateLimitScope.USER_PROVIDER)
     assert rate_limit_key(rule, user_id="u1", provider="schwab") == "per_provider:u1:schwab"
     assert rate_limit_key(DEFAULT_RULES["none"]) == "none"
@@ -106,10 +107,12 @@ async def test_gcra_burst_then_steady_refill() -> None:
     assert not (await limiter.hit("ip1", rule)).allowed
     clock.now += 0.2
     d = await limiter.hit("ip1", rule)
-    assert d.allowed and d.remaining == 0
+    assert d.allowed
+    assert d.remaining == 0
     clock.now += 120
     d = await limiter.hit("ip1", rule)
-    assert d.allowed and d.remaining == 9
+    assert d.allowed
+    assert d.remaining == 9
 
 
 async def test_exact_count_at_three_times_offered_load() -> None:
@@ -130,7 +133,8 @@ def test_unlimited_rule_and_reset_and_sweep() -> None:
     assert all(limiter.allow("k", DEFAULT_RULES["none"]) for _ in range(1000))
     assert limiter.check("k", DEFAULT_RULES["none"]).allowed
     rule = RateLimitRule("r", 1, 1, RateLimitScope.IP)
-    assert limiter.allow("a", rule) and not limiter.allow("a", rule)
+    assert limiter.allow("a", rule)
+    assert not limiter.allow("a", rule)
     limiter.reset("a", rule)
     assert limiter.allow("a", rule)
     for i in range(50):
@@ -147,7 +151,10 @@ def test_headers() -> None:
     rule = DEFAULT_RULES["login_ip"]
     first = limiter.check("x", rule)
     headers = rate_limit_headers(rule, first)
-    assert headers == {"RateLimit-Policy": '"login_ip";q=10;w=60', "RateLimit": '"login_ip";r=9;t=6'}
+    assert headers == {
+        "RateLimit-Policy": '"login_ip";q=10;w=60',
+        "RateLimit": '"login_ip";r=9;t=6',
+    }
     for _ in range(9):
         limiter.check("x", rule)
     refused = limiter.check("x", rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -53,8 +54,12 @@ async def test_burst_remaining_and_refusal(limiter: RedisRateLimiter) -> None:
 async def test_refills_over_time(limiter: RedisRateLimiter) -> None:
     rule = RateLimitRule("fast", 5, 1.0, RateLimitScope.IP)  # one token per 200 ms
     assert sum([(await limiter.hit("k", rule)).allowed for _ in range(8)]) == 5
+    start = time.monotonic()
     await asyncio.sleep(0.45)
-    assert sum([(await limiter.hit("k", rule)).allowed for _ in range(5)]) == 2
+    allowed = sum([(await limiter.hit("k", rule)).allowed for _ in range(5)])
+    elapsed = time.monotonic() - start
+    assert allowed >= 2
+    assert allowed <= int(elapsed / 0.2) + 1
 
 
 async def test_key_expires_when_bucket_full(limiter: RedisRateLimiter) -> None:
@@ -67,9 +72,7 @@ async def test_key_expires_when_bucket_full(limiter: RedisRateLimiter) -> None:
 async def test_fifty_concurrent_clients_exact_count(limiter: RedisRateLimiter) -> None:
     assert REDIS_URL
     rule = RateLimitRule("burst", 100, 3600, RateLimitScope.USER)
-    clients = [
-        RedisRateLimiter.from_url(REDIS_URL, prefix=limiter._prefix) for _ in range(50)
-    ]
+    clients = [RedisRateLimiter.from_url(REDIS_URL, prefix=limiter._prefix) for _ in range(50)]
 
     async def worker(lim: RedisRateLimiter) -> int:
         allowed = 0

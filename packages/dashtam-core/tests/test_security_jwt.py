@@ -1,4 +1,4 @@
-"""JWT issuer/verifier and key ring: happy path, rotation, and an attack corpus that must all fail."""
+"""JWT issuer/verifier and key ring: happy path, rotation, and an attack corpus (all refused)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,13 @@ def test_issue_and_verify_round_trip(issuer: JwtIssuer, verifier: JwtVerifier) -
     result = verifier.verify(token, now=NOW + 60)
     assert isinstance(result, Ok)
     c = result.value
-    assert (c.sub, c.sid, c.roles, c.iss, c.aud) == ("user-1", "session-1", ("user", "readonly"), ISS, AUD)
+    assert (c.sub, c.sid, c.roles, c.iss, c.aud) == (
+        "user-1",
+        "session-1",
+        ("user", "readonly"),
+        ISS,
+        AUD,
+    )
     assert c.exp - c.iat == 900
     assert c.nbf == c.iat
     assert len(c.jti) >= 16
@@ -93,7 +99,9 @@ def test_issue_and_verify_round_trip(issuer: JwtIssuer, verifier: JwtVerifier) -
 def test_extra_claims_cannot_override_registered(issuer: JwtIssuer, verifier: JwtVerifier) -> None:
     token = issuer.issue("u", "s", [], now=NOW, extra={"sub": "admin", "roles": ["admin"], "x": 1})
     payload = pyjwt.decode(token, options={"verify_signature": False})
-    assert payload["sub"] == "u" and payload["roles"] == [] and payload["x"] == 1
+    assert payload["sub"] == "u"
+    assert payload["roles"] == []
+    assert payload["x"] == 1
     assert verifier.verify(token, now=NOW).unwrap().roles == ()
 
 
@@ -103,9 +111,12 @@ def test_kid_is_rfc7638_thumbprint() -> None:
     pub = Ed25519PrivateKey.from_private_bytes(
         base64.urlsafe_b64decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=")
     ).public_key()
-    assert base64.urlsafe_b64encode(pub.public_bytes(Encoding.Raw, PublicFormat.Raw)).rstrip(
-        b"="
-    ).decode() == x
+    assert (
+        base64.urlsafe_b64encode(pub.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        .rstrip(b"=")
+        .decode()
+        == x
+    )
     assert jwk_thumbprint(pub) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
 
 
@@ -150,9 +161,7 @@ def test_keyring_persistence_mode_0600_and_env(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     loaded = SigningKeyRing.load(tmp_path / "keys", environ={})
     assert [k.kid for k in loaded.keys] == [k.kid for k in ring.keys]
-    from_env = SigningKeyRing.load(
-        None, environ={"DASHTAM_JWT_SIGNING_KEYS": path.read_text()}
-    )
+    from_env = SigningKeyRing.load(None, environ={"DASHTAM_JWT_SIGNING_KEYS": path.read_text()})
     assert [k.kid for k in from_env.keys] == [k.kid for k in ring.keys]
     seeds = [entry["d"] for entry in json.loads(path.read_text())["keys"]]
     assert not any(seed in repr(ring) or seed in repr(ring.keys) for seed in seeds)
@@ -206,9 +215,13 @@ def _attacks(ring: SigningKeyRing) -> dict[str, str]:
         "crit_header": sign(ring, claims(), crit=["exp"]),
         "typ_jwt": sign(ring, claims(), typ="JWT"),
         "typ_missing": sign(ring, claims(), typ=None),
-        "expired": sign(ring, claims(iat=int(NOW) - 2000, nbf=int(NOW) - 2000, exp=int(NOW) - 1000)),
+        "expired": sign(
+            ring, claims(iat=int(NOW) - 2000, nbf=int(NOW) - 2000, exp=int(NOW) - 1000)
+        ),
         "not_yet_valid": sign(ring, claims(nbf=int(NOW) + 600)),
-        "issued_in_future": sign(ring, claims(iat=int(NOW) + 600, nbf=int(NOW) + 600, exp=int(NOW) + 900)),
+        "issued_in_future": sign(
+            ring, claims(iat=int(NOW) + 600, nbf=int(NOW) + 600, exp=int(NOW) + 900)
+        ),
         "wrong_audience": sign(ring, claims(aud="other-api")),
         "wrong_issuer": sign(ring, claims(iss="evil")),
         "missing_exp": sign(ring, claims(exp=None)),
@@ -262,3 +275,23 @@ def test_real_clock_default(issuer: JwtIssuer) -> None:
     ring = SigningKeyRing.generate()
     token = JwtIssuer(ring, issuer=ISS, audience=AUD).issue("u", "s", ["user"])
     assert JwtVerifier(ring, issuer=ISS, audience=AUD).verify(token).unwrap().exp > time.time()
+
+
+def test_verified_token_cache_rechecks_claims_and_key() -> None:
+    ring = SigningKeyRing.generate(now=NOW, max_token_lifetime=900)
+    issuer = JwtIssuer(ring, issuer=ISS, audience=AUD)
+    verifier = JwtVerifier(ring, issuer=ISS, audience=AUD, max_lifetime=900, cache_size=2)
+    token = issuer.issue("u", "s", ["user"], now=NOW)
+    assert isinstance(verifier.verify(token, now=NOW), Ok)
+    assert isinstance(verifier.verify(token, now=NOW + 10), Ok)  # served from the cache
+    assert isinstance(verifier.verify(token, now=NOW + 2000), Err)  # expired, even if cached
+    ring.rotate(now=NOW + 1, publish_lead=0)
+    assert isinstance(verifier.verify(token, now=NOW + 500), Ok)
+    ring.prune(NOW + 1000)
+    assert isinstance(verifier.verify(token, now=NOW + 500), Err)  # key retired: refused
+    # a tampered copy of a cached token is not a cache hit
+    h, p, s = token.split(".")
+    assert isinstance(verifier.verify(f"{h}.{p}.{s[:-2]}AA", now=NOW), Err)
+    for n in range(5):  # the cache stays bounded
+        verifier.verify(issuer.issue(f"u{n}", "s", [], now=NOW + 1000), now=NOW + 1000)
+    assert len(verifier._verified) <= 2

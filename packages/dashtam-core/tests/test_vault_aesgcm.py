@@ -11,6 +11,7 @@ from uuid import uuid4
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from dashtam_core.adapters.security.keyring import SigningKeyRing
 from dashtam_core.adapters.security.keys import (
     generate_all_keys,
     load_hmac_key,
@@ -18,7 +19,6 @@ from dashtam_core.adapters.security.keys import (
     rotate_signing_key,
     rotate_vault_key,
 )
-from dashtam_core.adapters.security.keyring import SigningKeyRing
 from dashtam_core.adapters.security.vault import CredentialDecryptionError, CredentialVault
 from dashtam_core.errors import ConfigurationError
 from dashtam_core.result import Err, Ok
@@ -30,7 +30,8 @@ def test_round_trip_bytes_and_json() -> None:
     vault = CredentialVault.generate()
     cid = uuid4()
     blob = vault.encrypt(SECRET, cid)
-    assert b"s3cr3t" not in blob and b"AKTEST" not in blob
+    assert b"s3cr3t" not in blob
+    assert b"AKTEST" not in blob
     assert vault.decrypt_json(blob, cid) == Ok(SECRET)
     assert vault.decrypt_json(blob, str(cid)) == Ok(SECRET)
     raw = vault.encrypt(b"\x00\x01binary", cid)
@@ -46,7 +47,8 @@ def test_blob_layout_and_fresh_nonces() -> None:
     kid = vault.primary.encode()
     for blob in blobs:
         assert blob[0] == 1
-        assert blob[1] == len(kid) and blob[2 : 2 + len(kid)] == kid
+        assert blob[1] == len(kid)
+        assert blob[2 : 2 + len(kid)] == kid
         assert len(blob) == 2 + len(kid) + 12 + len(b"same") + 16
     nonces = {b[2 + len(kid) : 2 + len(kid) + 12] for b in blobs}
     assert len(nonces) == 50
@@ -74,11 +76,18 @@ def test_tampering_detected(position: int) -> None:
 def test_malformed_and_unknown_key() -> None:
     vault = CredentialVault.generate()
     cid = uuid4()
-    for blob in (b"", b"\x01", b"\x02\x08abcdefgh" + b"0" * 40, b"\x01\x08abc", b"\x01\x02\xff\xfe" + b"0" * 40):
+    for blob in (
+        b"",
+        b"\x01",
+        b"\x02\x08abcdefgh" + b"0" * 40,
+        b"\x01\x08abc",
+        b"\x01\x02\xff\xfe" + b"0" * 40,
+    ):
         assert isinstance(vault.decrypt(blob, cid), Err)
     other = CredentialVault.generate()
     result = other.decrypt(vault.encrypt(SECRET, cid), cid)
-    assert isinstance(result, Err) and "not in the key ring" in result.error.message
+    assert isinstance(result, Err)
+    assert "not in the key ring" in result.error.message
 
 
 def test_interoperates_with_plain_aesgcm() -> None:
@@ -96,7 +105,8 @@ def test_rotation_and_reencryption() -> None:
     cid = uuid4()
     old_blob = vault.encrypt(SECRET, cid)
     rotated = vault.rotated()
-    assert rotated.primary != vault.primary and set(vault.key_ids) < set(rotated.key_ids)
+    assert rotated.primary != vault.primary
+    assert set(vault.key_ids) < set(rotated.key_ids)
     assert rotated.decrypt_json(old_blob, cid) == Ok(SECRET)
     assert rotated.needs_reencryption(old_blob)
     new_blob = rotated.reencrypt(old_blob, cid).unwrap()

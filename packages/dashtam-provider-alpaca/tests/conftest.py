@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -35,12 +34,10 @@ class ServedSandbox:
     """A sandbox app served over real HTTP on 127.0.0.1 in a background thread."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         cfg = uvicorn.Config(
             create_sandbox_app(config),
+            host="127.0.0.1",
+            port=0,  # a free port, read back once started
             lifespan="off",
             ws="none",
             http="h11",
@@ -48,7 +45,8 @@ class ServedSandbox:
             access_log=False,
         )
         self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = ""
 
     def __enter__(self) -> ServedSandbox:
         self.thread.start()
@@ -57,12 +55,13 @@ class ServedSandbox:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("the sandbox server did not start")
             time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

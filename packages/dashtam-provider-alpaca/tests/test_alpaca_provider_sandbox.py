@@ -222,3 +222,15 @@ async def test_no_key_value_leaks(
     for secret in secrets:
         for text in texts:
             assert secret not in text
+
+
+async def test_a_slow_answer_times_out_as_unavailable(
+    sandbox_url: str, http_client: httpx.AsyncClient, credentials: Credentials
+) -> None:
+    settings = AlpacaSettings(read_timeout_seconds=0.2).for_sandbox(sandbox_url)
+    provider = AlpacaProvider(settings, http_client)
+    await fault(sandbox_url, status=200, delay=1.5)
+    result = await provider.fetch_accounts(credentials)
+    assert isinstance(result, Err)
+    assert isinstance(result.error, ProviderUnavailable)
+    assert "Timeout" in result.error.message

@@ -168,3 +168,14 @@ async def test_scaled_sandbox_paginates_to_completion(
     assert len(fetched.raw) == 11  # ten full pages, then a page of 12
     assert len({t.dedupe_key for t in fetched.records}) == 1012
     assert sum((t.amount for t in fetched.records), Decimal(0)) == Decimal("2610.24")
+
+
+def test_sandbox_config_from_the_environment() -> None:
+    assert SandboxConfig.from_env({}) == SandboxConfig()
+    scaled = SandboxConfig.from_env(
+        {
+            "DASHTAM_ALPACA_SANDBOX_EXTRA_ACTIVITIES": "5000",
+            "DASHTAM_ALPACA_SANDBOX_MAX_PAGE_SIZE": "1000",
+        }
+    )
+    assert (scaled.extra_activities, scaled.max_page_size) == (5000, 1000)

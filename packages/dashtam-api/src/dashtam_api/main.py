@@ -131,7 +131,7 @@ def create_app(
         loaded.providers, sandbox=settings.sandbox, public_base_url=settings.public_base_url
     )
     install_problem_handlers(app)
-    app.include_router(registry.build_router())
+    registry.mount(app.router)
     if settings.sandbox:
         for provider in loaded.providers:
             if provider.spec.sandbox is not None:

@@ -156,9 +156,7 @@ def make_problem(
     )
 
 
-def problem_response(
-    problem: ProblemDetails, headers: Mapping[str, str] | None = None
-) -> Response:
+def problem_response(problem: ProblemDetails, headers: Mapping[str, str] | None = None) -> Response:
     """Serialize ``problem`` as an ``application/problem+json`` response."""
     return Response(
         content=problem.model_dump_json(),
@@ -206,7 +204,9 @@ def problem_for_exception(
         The problem and the headers to send with it (``Retry-After``, ``Allow``).
     """
     if isinstance(exc, DashtamError):
-        errors = [ProblemFieldError(field=e.field, code=e.code, message=e.message) for e in exc.errors]
+        errors = [
+            ProblemFieldError(field=e.field, code=e.code, message=e.message) for e in exc.errors
+        ]
         problem = make_problem(
             exc.status,
             exc.code,
@@ -238,12 +238,18 @@ def problem_for_exception(
         status = exc.status_code
         code = _HTTP_STATUS_CODES.get(status, f"http_{status}")
         detail: str | None = str(exc.detail) if exc.detail else None
-        default_phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        default_phrase = (
+            HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        )
         if status == 404 and detail in (None, default_phrase):
             detail = f"No resource at {instance}."
         elif status == 405 and detail in (None, default_phrase):
             detail = f"Method {method} is not allowed on {instance}."
-        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in {"allow", "www-authenticate", "retry-after"}}
+        headers = {
+            k: v
+            for k, v in (exc.headers or {}).items()
+            if k.lower() in {"allow", "www-authenticate", "retry-after"}
+        }
         return make_problem(status, code, detail, instance=instance, trace_id=trace_id), headers
     _log.error(
         "unhandled_exception",

@@ -169,9 +169,13 @@ class RouteRegistry:
     def __len__(self) -> int:
         return len(self._specs)
 
-    def build_router(self) -> APIRouter:
-        """An :class:`APIRouter` with one route per spec, documented from the spec."""
-        router = APIRouter()
+    def mount(self, router: APIRouter) -> list[APIRoute]:
+        """Add one route per spec to ``router`` (e.g. ``app.router``), documented from the spec.
+
+        Returns:
+            The routes added, in registry order.
+        """
+        added: list[APIRoute] = []
         for spec in self._specs.values():
             kwargs: dict[str, Any] = {}
             if spec.response_class is not None:
@@ -195,13 +199,15 @@ class RouteRegistry:
                 },
                 **kwargs,
             )
-        for route in router.routes:
-            if isinstance(route, APIRoute) and _has_inputs(route):
+            route = router.routes[-1]
+            assert isinstance(route, APIRoute)
+            if _has_inputs(route):
                 route.responses = {
                     **openapi_error_responses(("validation_error:422",)),
                     **route.responses,
                 }
-        return router
+            added.append(route)
+        return added
 
 
 def _has_inputs(route: APIRoute) -> bool:

@@ -1,4 +1,4 @@
-"""``ApiSettings``: the service's settings on top of :class:`~dashtam_core.settings.CoreSettings`."""
+"""``ApiSettings``: service settings on top of :class:`~dashtam_core.settings.CoreSettings`."""
 
 from __future__ import annotations
 

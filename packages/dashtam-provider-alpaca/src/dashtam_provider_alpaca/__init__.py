@@ -34,12 +34,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [
+# Plain sorted() order, as tests/test_packaging.py pins (ruff's RUF022 would group by case).
+__all__ = [  # noqa: RUF022
+    "AlpacaProvider",
+    "AlpacaSettings",
     "SANDBOX_API_KEY_ID",
     "SANDBOX_SECRET_KEY",
     "SPEC",
-    "AlpacaProvider",
-    "AlpacaSettings",
     "SandboxConfig",
     "__version__",
     "create_provider",

@@ -9,17 +9,20 @@ query parameters (``activity_types``, ``category``, ``date``, ``after``, ``until
 
 Faults on demand: ``POST /_sandbox/faults`` with ``{"status": 429, "retry_after": 1,
 "count": 1}`` (optional ``"path": "/v2/positions"`` prefix, ``"malformed": true`` for a 200 with
-a truncated JSON body); ``GET`` lists and ``DELETE`` clears the queue.
+a truncated JSON body, ``"delay": 2`` to answer late, e.g. ``{"status": 200, "delay": 2}``);
+``GET`` lists and ``DELETE`` clears the queue.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
+import os
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -62,6 +65,19 @@ class SandboxConfig:
     max_page_size: int = 100
     seed: int = 20250430
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SandboxConfig:
+        """Defaults, with ``DASHTAM_ALPACA_SANDBOX_EXTRA_ACTIVITIES`` and
+        ``DASHTAM_ALPACA_SANDBOX_MAX_PAGE_SIZE`` applied when set (e.g. for ``serve --sandbox``).
+        """
+        env = os.environ if environ is None else environ
+        extra = env.get("DASHTAM_ALPACA_SANDBOX_EXTRA_ACTIVITIES", "").strip()
+        page = env.get("DASHTAM_ALPACA_SANDBOX_MAX_PAGE_SIZE", "").strip()
+        return cls(
+            extra_activities=max(0, int(extra)) if extra else 0,
+            max_page_size=max(1, int(page)) if page else 100,
+        )
+
 
 @dataclass(slots=True)
 class Fault:
@@ -72,6 +88,7 @@ class Fault:
     retry_after: float | None = None
     path: str | None = None
     malformed: bool = False
+    delay: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for ``GET /_sandbox/faults``."""
@@ -81,6 +98,7 @@ class Fault:
             "retry_after": self.retry_after,
             "path": self.path,
             "malformed": self.malformed,
+            "delay": self.delay,
         }
 
 
@@ -126,13 +144,13 @@ class _Sandbox:
 
     # ----------------------------------------------------------------- gatekeeping
 
-    def _fault_response(self, path: str) -> Response | None:
+    def _take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
             if fault.path is None or path.startswith(fault.path):
                 fault.count -= 1
                 if fault.count <= 0:
                     self.faults.remove(fault)
-                return self._render_fault(fault)
+                return fault
         return None
 
     @staticmethod
@@ -163,10 +181,13 @@ class _Sandbox:
         good_secret = hmac.compare_digest(secret.encode(), self.config.secret_key.encode())
         return good_id and good_secret
 
-    def _gate(self, request: Request, path: str) -> Response | None:
-        fault = self._fault_response(path)
+    async def _gate(self, request: Request, path: str) -> Response | None:
+        fault = self._take_fault(path)
         if fault is not None:
-            return fault
+            if fault.delay > 0:
+                await asyncio.sleep(fault.delay)
+            if fault.status >= 400 or fault.malformed:
+                return self._render_fault(fault)
         if not self._authorized(request):
             return _error(401, 40110000, "request is not authorized")
         return None
@@ -174,14 +195,14 @@ class _Sandbox:
     # ----------------------------------------------------------------- endpoints
 
     async def account(self, request: Request) -> Response:
-        return self._gate(request, "/v2/account") or _json(self.data.account)
+        return await self._gate(request, "/v2/account") or _json(self.data.account)
 
     async def positions(self, request: Request) -> Response:
-        return self._gate(request, "/v2/positions") or _json(self.data.positions)
+        return await self._gate(request, "/v2/positions") or _json(self.data.positions)
 
     async def position(self, request: Request) -> Response:
         wanted = str(request.path_params["symbol_or_asset_id"])
-        denied = self._gate(request, f"/v2/positions/{wanted}")
+        denied = await self._gate(request, f"/v2/positions/{wanted}")
         if denied is not None:
             return denied
         flat = wanted.replace("/", "")
@@ -193,7 +214,7 @@ class _Sandbox:
     async def activities(self, request: Request) -> Response:
         path_type = request.path_params.get("activity_type")
         path = "/v2/account/activities" + (f"/{path_type}" if path_type else "")
-        denied = self._gate(request, path)
+        denied = await self._gate(request, path)
         if denied is not None:
             return denied
         query = request.query_params
@@ -291,10 +312,12 @@ class _Sandbox:
                 retry_after=float(retry) if retry is not None else None,
                 path=str(body["path"]) if body.get("path") else None,
                 malformed=bool(body.get("malformed", False)),
+                delay=float(body.get("delay", 0)),
             )
         except (ValueError, TypeError, KeyError):
             return _unprocessable("invalid fault", 40010001)
-        if not (200 <= status <= 599) or count < 1 or (status < 400 and not fault.malformed):
+        plain_ok = status < 400 and not fault.malformed and fault.delay <= 0
+        if not (200 <= status <= 599) or count < 1 or plain_ok or not 0 <= fault.delay <= 60:
             return _unprocessable("invalid fault", 40010001)
         self.faults.append(fault)
         return _json({"queued": len(self.faults), "fault": fault.as_dict()}, 201)
@@ -317,13 +340,14 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
     """Build the sandbox ASGI app (the ``ProviderSpec.sandbox`` factory).
 
     Args:
-        config: key pair, scale and page-size limit; the defaults serve the fixture data with
-            :data:`SANDBOX_API_KEY_ID` / :data:`SANDBOX_SECRET_KEY`.
+        config: key pair, scale and page-size limit; ``None`` means
+            :meth:`SandboxConfig.from_env` (the fixture data, keys :data:`SANDBOX_API_KEY_ID` /
+            :data:`SANDBOX_SECRET_KEY`, unless the environment asks for more activities).
 
     Returns:
         A Starlette app; mount it anywhere and point both Alpaca base URLs at the mount.
     """
-    sandbox = _Sandbox(config or SandboxConfig())
+    sandbox = _Sandbox(config or SandboxConfig.from_env())
     routes = [
         Route("/v2/account", sandbox.account, methods=["GET"]),
         Route("/v2/positions", sandbox.positions, methods=["GET"]),

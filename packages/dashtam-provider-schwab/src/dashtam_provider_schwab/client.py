@@ -41,6 +41,7 @@ from dashtam_provider_schwab.mapping import (
     map_account,
     map_account_numbers,
     map_positions,
+    parse_timestamp,
     securities_account,
 )
 from dashtam_provider_schwab.oauth import Clock, SchwabOAuth
@@ -67,6 +68,27 @@ def transaction_windows(start: date, end: date, days: int = 365) -> list[tuple[d
         windows.append((cursor, stop))
         cursor = stop + timedelta(days=1)
     return windows
+
+
+def _narrower_windows(data: list[Any], first: date, last: date) -> list[tuple[date, date]]:
+    """Split a window whose answer hit the row cap into windows expected to fit under it.
+
+    The density of the capped answer (rows per day over the days it covers) sizes the new
+    windows at about 3/4 of the cap; without usable dates the window is halved. Each new
+    window is checked against the cap again, so a wrong estimate costs requests, not rows.
+    """
+    days = (last - first).days + 1
+    stamps = [
+        parse_timestamp(item.get("tradeDate") or item.get("time"))
+        for item in data
+        if isinstance(item, dict)
+    ]
+    dates = [s.date() for s in stamps if s is not None]
+    size = days // 2 or 1
+    if dates:
+        covered = max(1, (max(dates) - min(dates)).days + 1)
+        size = max(1, min(days // 2 or 1, (covered * 3) // 4))
+    return transaction_windows(first, last, size)
 
 
 def _error_detail(response: httpx.Response) -> str:
@@ -159,7 +181,9 @@ class SchwabProvider:
         """True when the access token expires within ``refresh_margin_seconds``."""
         return self.oauth.needs_refresh(credentials, now=now)
 
-    def refresh_token_expired(self, credentials: Credentials, *, now: datetime | None = None) -> bool:
+    def refresh_token_expired(
+        self, credentials: Credentials, *, now: datetime | None = None
+    ) -> bool:
         """True once the refresh grant is dead: the user must re-authorize."""
         return self.oauth.refresh_token_expired(credentials, now=now)
 
@@ -313,7 +337,7 @@ class SchwabProvider:
         """Transactions dated in ``[start, end]``, fetched in windows of at most a year.
 
         All 15 transaction types are requested. A window whose answer reaches Schwab's cap
-        (3000 rows) may be truncated, so it is split in two and fetched again.
+        (3000 rows) may be truncated, so it is split into narrower windows and fetched again.
         """
         cap = self.settings.max_transactions_per_response
         pending = list(
@@ -328,8 +352,7 @@ class SchwabProvider:
                 return Err(fetched.error)
             data, raw = fetched.value
             if len(data) >= cap and last > first:
-                middle = first + (last - first) // 2
-                pending.extend([(middle + timedelta(days=1), last), (first, middle)])
+                pending.extend(reversed(_narrower_windows(data, first, last)))
                 continue
             if len(data) >= cap:
                 logger.warning("schwab returned %d rows for one day; may be truncated", len(data))

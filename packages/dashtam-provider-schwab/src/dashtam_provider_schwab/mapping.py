@@ -238,9 +238,9 @@ def map_position(
 ) -> ProviderHolding:
     """One ``positions[]`` element → :class:`ProviderHolding`.
 
-    Quantity is ``longQuantity − shortQuantity`` (options in contracts); ``instrument_id`` is
+    Quantity is ``longQuantity - shortQuantity`` (options in contracts); ``instrument_id`` is
     the OCC symbol for options and the CUSIP (else the symbol) otherwise. ``averagePrice`` is
-    per share, so an option's per-unit (per-contract) cost is ``averagePrice × multiplier``.
+    per share, so an option's per-unit (per-contract) cost is ``averagePrice * multiplier``.
     ``price`` is per share, derived from ``marketValue``, which is signed like the quantity.
 
     Raises:
@@ -294,9 +294,7 @@ def map_positions(
         positions = account.get("positions") or []
         if not isinstance(positions, list):
             raise MappingError("securitiesAccount.positions is not an array")
-        return Ok(
-            [map_position(p, hash_value, as_of=as_of, currency=currency) for p in positions]
-        )
+        return Ok([map_position(p, hash_value, as_of=as_of, currency=currency) for p in positions])
     except MappingError as exc:
         return Err(ProviderProtocolError(f"Schwab positions: {exc}"))
 

@@ -193,7 +193,9 @@ class SchwabOAuth:
             )
         )
 
-    def refresh_token_expired(self, credentials: Credentials, *, now: datetime | None = None) -> bool:
+    def refresh_token_expired(
+        self, credentials: Credentials, *, now: datetime | None = None
+    ) -> bool:
         """True once the refresh grant is dead (7 days after login): re-authorize."""
         dies = credentials.refresh_expires_at
         return dies is not None and (now or self._clock()) >= dies

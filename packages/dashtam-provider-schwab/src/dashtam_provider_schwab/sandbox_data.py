@@ -30,7 +30,9 @@ def _load(name: str) -> Any:
     return json.loads(text)
 
 
-def _currency_leg(amount_cents: int, cost_cents: int, fee_type: str | None = None) -> dict[str, Any]:
+def _currency_leg(
+    amount_cents: int, cost_cents: int, fee_type: str | None = None
+) -> dict[str, Any]:
     leg: dict[str, Any] = {
         "instrument": {
             "assetType": "CURRENCY",
@@ -88,14 +90,20 @@ def generated_transaction(index: int, when: datetime, account_number: str) -> di
         legs = [_currency_leg(net, 0)]
     elif pattern == 2:
         kind, description = "TRADE", None
-        legs, net = _trade(index, "JNJ", "EQUITY", "COMMON_STOCK", 1 + index % 5, 15_000 + cents % 900)
+        legs, net = _trade(
+            index, "JNJ", "EQUITY", "COMMON_STOCK", 1 + index % 5, 15_000 + cents % 900
+        )
     elif pattern == 3:
         kind, description = "ACH_DISBURSEMENT", "CLIENT REQUESTED ELECTRONIC FUNDING DISBURSEMENT"
         legs, net = [_currency_leg(-cents // 2, -cents // 2)], -cents // 2
     elif pattern == 4:
         kind, description = "TRADE", None
         legs, net = _trade(
-            index, "SCHD", "COLLECTIVE_INVESTMENT", "EXCHANGE_TRADED_FUND", -(1 + index % 9),
+            index,
+            "SCHD",
+            "COLLECTIVE_INVESTMENT",
+            "EXCHANGE_TRADED_FUND",
+            -(1 + index % 9),
             2_600 + cents % 150,
         )
     else:
@@ -156,7 +164,7 @@ class SandboxData:
 
 
 def _epoch(stamp: str) -> float:
-    return datetime.strptime(stamp, _TIME_FORMAT).timestamp()
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
 
 
 def load_sandbox_data(extra_transactions: int = 0, history_days: int = 730) -> SandboxData:

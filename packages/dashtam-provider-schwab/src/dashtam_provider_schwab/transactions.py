@@ -10,7 +10,6 @@ negative ``cost``) and one security leg (signed quantity ``amount``, ``price``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC
 from decimal import Decimal
 from typing import Any
@@ -54,23 +53,23 @@ _T = TransactionType
 _S = TransactionSubtype
 
 
-def _is_cash_leg(item: Mapping[str, Any]) -> bool:
+def _is_cash_leg(item: dict[str, Any]) -> bool:
     instrument = item.get("instrument")
-    if not isinstance(instrument, Mapping):
+    if not isinstance(instrument, dict):
         return True
     kind = str(instrument.get("assetType") or "").upper()
     symbol = str(instrument.get("symbol") or "").upper()
     return kind == "CURRENCY" or symbol.startswith("CURRENCY_")
 
 
-def _legs(item: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _legs(item: dict[str, Any]) -> list[dict[str, Any]]:
     legs = item.get("transferItems") or []
     if not isinstance(legs, list):
         raise MappingError("transferItems is not an array")
-    return [leg for leg in legs if isinstance(leg, Mapping)]
+    return [leg for leg in legs if isinstance(leg, dict)]
 
 
-def _security_leg(legs: list[Mapping[str, Any]]) -> tuple[SecurityLeg, str] | None:
+def _security_leg(legs: list[dict[str, Any]]) -> tuple[SecurityLeg, str] | None:
     """The (last) non-cash leg as a :class:`SecurityLeg`, with its ``positionEffect``."""
     for leg in reversed(legs):
         if _is_cash_leg(leg):
@@ -91,7 +90,7 @@ def _security_leg(legs: list[Mapping[str, Any]]) -> tuple[SecurityLeg, str] | No
     return None
 
 
-def _fees(legs: list[Mapping[str, Any]]) -> Decimal:
+def _fees(legs: list[dict[str, Any]]) -> Decimal:
     """Fees charged, as a positive number (fee legs carry negative ``cost``)."""
     total = Decimal(0)
     for leg in legs:
@@ -163,7 +162,7 @@ def _describe(
     if leg is not None and leg.quantity is not None:
         verb = {_S.BUY: "Bought", _S.SELL: "Sold", _S.SHORT: "Sold short", _S.COVER: "Covered"}
         quantity = abs(leg.quantity).normalize()
-        price = f" @ {leg.price.normalize()}" if leg.price is not None else ""
+        price = f" @ {leg.price.normalize():f}" if leg.price is not None else ""
         return f"{verb.get(subtype, schwab_type.title())} {quantity:f} {leg.symbol}{price}"
     return schwab_type.replace("_", " ").title()
 
@@ -180,7 +179,7 @@ def map_transaction(
     Raises:
         MappingError: when the id, the amount or the date is missing or malformed.
     """
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         raise MappingError("transaction is not an object")
     schwab_type = str(item.get("type") or "").upper()
     status_text = str(item.get("status") or "").upper()
@@ -201,7 +200,7 @@ def map_transaction(
     leg = _security_leg(legs)
     description = str(item.get("description") or "").strip() or None
     kind, subtype = _classify(schwab_type, amount, description or "", leg)
-    fees = _fees(legs) if kind is _T.TRADE or any(x.get("feeType") for x in legs) else None
+    fees = _fees(legs) if any(x.get("feeType") for x in legs) else None
     security = leg[0] if leg else None
     return ProviderTransaction(
         provider_account_id=hash_value,

@@ -12,7 +12,7 @@ def plugins(
         bool, typer.Option("--json", help="Print the GET /api/v1/providers body.")
     ] = False,
 ) -> None:
-    """List installed provider plugins: slug, distribution, version, auth type, capabilities, hooks."""
+    """List installed provider plugins (slug, distribution, version, auth, capabilities, hooks)."""
     from dashtam_api.schemas.providers import provider_listing
     from dashtam_api.settings import ApiSettings
     from dashtam_core.plugins.manager import build_plugin_manager

@@ -33,7 +33,7 @@ class RateLimitKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitRule:
-    """A named rule: ``limit`` hits per ``period_seconds`` per key; ``limit == 0`` means unlimited."""
+    """A named rule: ``limit`` hits per ``period_seconds`` per key (``limit == 0``: unlimited)."""
 
     name: str
     limit: int

@@ -11,6 +11,13 @@ from dashtam_core.errors import AuthenticationError, DashtamError
 from dashtam_core.result import Result
 
 
+class CredentialDecryptionError(DashtamError):
+    """Stored credentials cannot be decrypted (wrong connection, unknown key, tampering)."""
+
+    code = "credential_decryption_failed"
+    status = 500
+
+
 @dataclass(frozen=True, slots=True)
 class AccessTokenClaims:
     """The verified claims of an access token (``typ: at+jwt``)."""
@@ -93,7 +100,9 @@ class CredentialCipher(Protocol):
         """Return an encrypted blob."""
         ...
 
-    def decrypt(self, blob: bytes, connection_id: UUID | str) -> Result[bytes, DashtamError]:
+    def decrypt(
+        self, blob: bytes, connection_id: UUID | str
+    ) -> Result[bytes, CredentialDecryptionError]:
         """Return the plaintext of ``blob`` or a typed error."""
         ...
 
@@ -104,5 +113,6 @@ __all__ = [
     "AccessTokenVerifier",
     "Authorizer",
     "CredentialCipher",
+    "CredentialDecryptionError",
     "PasswordHasher",
 ]

@@ -36,11 +36,30 @@ from dashtam_core.ports.repositories import (
 class UnitOfWork(Protocol):
     """One atomic piece of work over the repositories."""
 
-    users: UserRepository
-    sessions: SessionRepository
-    refresh_tokens: RefreshTokenRepository
-    connections: ConnectionRepository
-    accounts: AccountRepository
+    @property
+    def users(self) -> UserRepository:
+        """The users of this transaction."""
+        ...
+
+    @property
+    def sessions(self) -> SessionRepository:
+        """The login sessions of this transaction."""
+        ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepository:
+        """The refresh tokens of this transaction."""
+        ...
+
+    @property
+    def connections(self) -> ConnectionRepository:
+        """The provider connections of this transaction."""
+        ...
+
+    @property
+    def accounts(self) -> AccountRepository:
+        """The accounts of this transaction."""
+        ...
 
     async def __aenter__(self) -> Self:
         """Begin the transaction."""

@@ -33,6 +33,7 @@ from dashtam_core.sync.upsert import (
     Written,
     mark_removed,
     missing_in_window,
+    stored_state,
     upsert_batch,
 )
 
@@ -206,10 +207,11 @@ async def ingest_transactions(
     pairs = _dedupe(records)
     await lock_change_feed(conn, user_id)
 
+    existing = await stored_state(conn, account_id, [r.dedupe_key for r, _ in pairs])
     written: list[Written] = []
     unchanged = 0
     for i in range(0, len(pairs), batch_size):
-        batch = await upsert_batch(conn, account_id, pairs[i : i + batch_size], now)
+        batch = await upsert_batch(conn, account_id, pairs[i : i + batch_size], now, existing)
         written.extend(batch.written)
         unchanged += batch.unchanged
 

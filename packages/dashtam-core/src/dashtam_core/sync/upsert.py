@@ -28,7 +28,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,7 +61,8 @@ CONTENT_COLUMNS = (
     "fees",
     "content_hash",
 )
-_IN_CHUNK = 1000
+_IN_CHUNK = 900
+_PG_KEYS_CHUNK = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +123,55 @@ def _row(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The stored state of a key that matters to the upsert."""
+
+    content_hash: str
+    removed: bool
+    removed_reason: str | None
+
+
+async def stored_state(
+    conn: AsyncConnection, account_id: UUID, keys: Sequence[str]
+) -> dict[str, Stored]:
+    """Read the stored state of ``keys`` in the account, in a few set-based queries.
+
+    PostgreSQL joins the table with ``unnest($keys)`` (a hash or index join whatever the
+    statistics say: a first sync writes into a table that was never analyzed, where a long
+    ``= ANY(...)`` filter would be checked row by row); SQLite uses ``IN`` lists on the unique index.
+    """
+    t = transactions
+    cols = (t.c.dedupe_key, t.c.content_hash, t.c.removed_at, t.c.removed_reason)
+    found: dict[str, Stored] = {}
+    pg = conn.dialect.name == "postgresql"
+    step = _PG_KEYS_CHUNK if pg else _IN_CHUNK
+    for i in range(0, len(keys), step):
+        chunk = list(keys[i : i + step])
+        if pg:
+            wanted = (
+                func.unnest(bindparam(None, chunk, type_=postgresql.ARRAY(String())))
+                .table_valued("key")
+                .render_derived()
+            )
+            stmt = (
+                select(*cols)
+                .select_from(t.join(wanted, t.c.dedupe_key == wanted.c.key))
+                .where(t.c.account_id == account_id)
+            )
+        else:
+            stmt = select(*cols).where(t.c.account_id == account_id, t.c.dedupe_key.in_(chunk))
+        for key, digest, removed_at, reason in await conn.execute(stmt):
+            found[key] = Stored(digest, removed_at is not None, reason)
+    return found
+
+
 async def upsert_batch(
     conn: AsyncConnection,
     account_id: UUID,
     batch: Sequence[tuple[ProviderTransaction, str]],
     now: datetime,
+    existing: dict[str, Stored],
 ) -> BatchResult:
     """Write one batch of ``(record, content_hash)`` pairs (keys unique within the batch).
 
@@ -135,31 +180,22 @@ async def upsert_batch(
         account_id: the stored account the records belong to.
         batch: records with their precomputed content hashes.
         now: the unit's timestamp (``created_at`` / ``updated_at``).
+        existing: :func:`stored_state` of (at least) the batch's keys.
 
     Returns:
         The rows actually written and how many records needed nothing.
     """
     if not batch:
         return BatchResult([], 0)
-    keys = [r.dedupe_key for r, _ in batch]
     t = transactions
-    existing: dict[str, tuple[str, bool, str | None]] = {}
-    result = await conn.execute(
-        select(t.c.dedupe_key, t.c.content_hash, t.c.removed_at, t.c.removed_reason).where(
-            t.c.account_id == account_id, t.c.dedupe_key.in_(keys)
-        )
-    )
-    for key, digest, removed_at, reason in result:
-        existing[key] = (digest, removed_at is not None, reason)
     rows: list[dict[str, Any]] = []
     revived: set[str] = set()
     for record, digest in batch:
         old = existing.get(record.dedupe_key)
         if old is not None:
-            old_digest, removed, reason = old
-            if reason == SETTLED or (old_digest == digest and not removed):
+            if old.removed_reason == SETTLED or (old.content_hash == digest and not old.removed):
                 continue
-            if removed:
+            if old.removed:
                 revived.add(record.dedupe_key)
         rows.append(_row(account_id, record, digest, now))
     if not rows:
@@ -181,6 +217,8 @@ async def upsert_batch(
     ).returning(t.c.id, t.c.dedupe_key)
     proposed = {r["dedupe_key"]: r for r in rows}
     written: list[Written] = []
+    # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row VALUES pages
+    # from one cached compilation (a literal multi-row .values() recompiles every batch).
     for tx_id, key in await conn.execute(stmt, rows):
         row = proposed[key]
         kind = ADDED if tx_id == row["id"] or key in revived else MODIFIED
@@ -225,7 +263,9 @@ __all__ = [
     "BatchResult",
     "Written",
     "insert_for",
+    "Stored",
     "mark_removed",
     "missing_in_window",
+    "stored_state",
     "upsert_batch",
 ]

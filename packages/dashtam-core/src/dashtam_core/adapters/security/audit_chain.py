@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dashtam_core.domain.audit import AuditRecord
+from dashtam_core.domain.audit import AuditOutcome, AuditRecord
 from dashtam_core.ports.audit import SequencedAuditRecord, VerificationResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 CANONICAL_VERSION = 1
 GENESIS_MAC = ""
@@ -184,6 +189,55 @@ async def verify_async(
     return verifier.result
 
 
+def _record_from_row(row: Any) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        occurred_at=row.occurred_at,
+        actor_id=row.actor_id,
+        action=row.action,
+        outcome=AuditOutcome(row.outcome),
+        object_type=row.object_type,
+        object_id=row.object_id,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        details=dict(row.details or {}),
+        prev_mac=row.prev_mac,
+        mac=row.mac,
+    )
+
+
+async def iter_audit_table(
+    conn: AsyncConnection, *, table: Table | None = None, batch_size: int = 1000
+) -> AsyncIterator[SequencedAuditRecord]:
+    """Stream ``audit_events`` in ``seq`` order, one keyset page of ``batch_size`` at a time."""
+    from sqlalchemy import select
+
+    if table is None:
+        from dashtam_core.adapters.sqlalchemy.tables import audit_events
+
+        table = audit_events
+    last: int | None = None
+    while True:
+        stmt = select(table).order_by(table.c.seq).limit(batch_size)
+        if last is not None:
+            stmt = stmt.where(table.c.seq > last)
+        rows = (await conn.execute(stmt)).all()
+        for row in rows:
+            yield SequencedAuditRecord(int(row.seq), _record_from_row(row))
+        if len(rows) < batch_size:
+            return
+        last = int(rows[-1].seq)
+
+
+async def verify_audit_table(
+    conn: AsyncConnection, key: bytes, *, table: Table | None = None, batch_size: int = 1000
+) -> VerificationResult:
+    """Verify the whole ``audit_events`` chain (``dashtam audit verify``, the admin endpoint)."""
+    return await verify_async(
+        iter_audit_table(conn, table=table, batch_size=batch_size), key, first_seq=None
+    )
+
+
 __all__ = [
     "GENESIS_MAC",
     "AuditChainer",
@@ -191,6 +245,8 @@ __all__ = [
     "canonical_bytes",
     "chain",
     "compute_mac",
+    "iter_audit_table",
     "verify",
     "verify_async",
+    "verify_audit_table",
 ]

@@ -108,6 +108,9 @@ class JwtVerifier:
         audience: the required ``aud``.
         leeway: clock skew tolerance in seconds.
         max_lifetime: the longest ``exp - iat`` accepted (seconds).
+        cache_size: how many signature-verified tokens to remember (0 disables). A cached
+            token skips only the Ed25519 check; its key must still be published and every
+            claim (``exp``, ``nbf``, ...) is checked again on each call.
     """
 
     def __init__(
@@ -118,12 +121,15 @@ class JwtVerifier:
         audience: str,
         leeway: int = 30,
         max_lifetime: int = 3600,
+        cache_size: int = 10_000,
     ) -> None:
         self.keyring = keyring
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.max_lifetime = max_lifetime
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def _header(self, token: str) -> dict[str, Any] | str:
         parts = token.split(".")
@@ -153,6 +159,9 @@ class JwtVerifier:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
             return Err(InvalidToken("malformed"))
         now = time.time() if now is None else now
+        cached = self._verified.get(token)
+        if cached is not None and self.keyring.public_key(cached[0], now) is not None:
+            return self._check_claims(cached[1], now)
         header = self._header(token)
         if isinstance(header, str):
             return Err(InvalidToken(header))
@@ -175,7 +184,12 @@ class JwtVerifier:
             )
         except pyjwt.PyJWTError:
             return Err(InvalidToken("bad signature or encoding"))
-        return self._check_claims(claims, now)
+        result = self._check_claims(claims, now)
+        if self._cache_size and isinstance(result, Ok):
+            if len(self._verified) >= self._cache_size:
+                self._verified.clear()
+            self._verified[token] = (header["kid"], claims)
+        return result
 
     def _check_claims(
         self, c: dict[str, Any], now: float

@@ -1,9 +1,9 @@
 """Ed25519 signing key ring for access tokens: rotation, JWKS, persistence (mode 0600).
 
 Life of a key: it is *published* (in the JWKS) from creation, used for *signing* from
-``activates_at`` (rotation publishes a new key ``publish_lead`` seconds before it signs, so every
-verifier has it by then) and *retired* (no longer verifies, dropped from the JWKS) once its successor
-has been signing for longer than the maximum token lifetime.
+``activates_at`` (rotation publishes a new key ``publish_lead`` seconds before it signs, so
+every verifier has it by then) and *retired* (no longer verifies, dropped from the JWKS) once
+its successor has been signing for longer than the maximum token lifetime.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ the code alone).
 
 from __future__ import annotations
 
+import asyncio
 from functools import lru_cache
 from importlib.resources import files
 
@@ -84,6 +85,13 @@ def check_password(password: str, email: str | None = None) -> Result[None, Weak
     return Ok(None)
 
 
+async def check_password_async(
+    password: str, email: str | None = None
+) -> Result[None, WeakPassword]:
+    """:func:`check_password` in a worker thread (the strength estimate takes milliseconds)."""
+    return await asyncio.to_thread(check_password, password, email)
+
+
 __all__ = [
     "MAX_LENGTH",
     "MIN_LENGTH",
@@ -91,5 +99,6 @@ __all__ = [
     "REASONS",
     "PasswordPolicyViolation",
     "check_password",
+    "check_password_async",
     "common_passwords",
 ]

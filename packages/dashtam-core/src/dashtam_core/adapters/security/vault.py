@@ -26,7 +26,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from dashtam_core.adapters.security._files import b64u_decode, b64u_encode, write_secret_file
-from dashtam_core.errors import ConfigurationError, DashtamError
+from dashtam_core.errors import ConfigurationError
+from dashtam_core.ports.security import CredentialDecryptionError
 from dashtam_core.result import Err, Ok, Result
 
 BLOB_VERSION = 1
@@ -34,13 +35,6 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 VAULT_KEYS_FILE = "vault_keys.json"
 ENV_VAR = "DASHTAM_VAULT_KEYS"
-
-
-class CredentialDecryptionError(DashtamError):
-    """Stored credentials cannot be decrypted (wrong connection, unknown key, tampering)."""
-
-    code = "credential_decryption_failed"
-    status = 500
 
 
 def _connection_bytes(connection_id: UUID | str) -> bytes:

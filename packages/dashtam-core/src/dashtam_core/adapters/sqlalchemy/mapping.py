@@ -17,7 +17,7 @@ from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.session import RefreshToken, Session
 from dashtam_core.domain.user import Role, User
 
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -231,9 +231,7 @@ class SqlAlchemyConnectionRepository:
 
     async def update(self, connection: ProviderConnection) -> None:
         """Store every field of ``connection``."""
-        await _update_by_id(
-            self._conn, provider_connections, mapping.connection_to_row(connection)
-        )
+        await _update_by_id(self._conn, provider_connections, mapping.connection_to_row(connection))
 
     async def list_for_user(
         self, user_id: UUID, *, provider: str | None = None
@@ -267,7 +265,8 @@ class SqlAlchemyAccountRepository:
 
     async def get(self, account_id: UUID) -> Account | None:
         """Return the account or None."""
-        row = (await self._conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
+        stmt = select(accounts).where(accounts.c.id == account_id)
+        row = (await self._conn.execute(stmt)).first()
         return mapping.account_from_row(row._mapping) if row else None
 
     async def get_for_user(self, account_id: UUID, user_id: UUID) -> Account | None:

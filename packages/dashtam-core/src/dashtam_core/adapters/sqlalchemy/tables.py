@@ -73,9 +73,7 @@ refresh_tokens = Table(
     "refresh_tokens",
     metadata,
     Column("id", UUIDType(), primary_key=True),
-    Column(
-        "session_id", UUIDType(), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("session_id", UUIDType(), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
     Column("token_hash", String(128), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),

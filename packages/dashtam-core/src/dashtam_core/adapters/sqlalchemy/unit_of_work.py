@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -15,6 +15,7 @@ from dashtam_core.adapters.sqlalchemy.repositories import (
     SqlAlchemyUserRepository,
 )
 from dashtam_core.domain.events import DomainEvent
+from dashtam_core.ports.unit_of_work import UnitOfWorkFactory
 
 
 class SqlAlchemyUnitOfWork:
@@ -117,6 +118,12 @@ class SqlAlchemyUnitOfWorkFactory:
     def __call__(self) -> SqlAlchemyUnitOfWork:
         """Return a new unit of work."""
         return SqlAlchemyUnitOfWork(self.engine)
+
+
+if TYPE_CHECKING:  # mypy proves the adapters satisfy the ports
+
+    def _conforms(engine: AsyncEngine) -> UnitOfWorkFactory:
+        return SqlAlchemyUnitOfWorkFactory(engine)
 
 
 __all__ = ["SqlAlchemyUnitOfWork", "SqlAlchemyUnitOfWorkFactory"]

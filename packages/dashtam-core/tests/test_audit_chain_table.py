@@ -1,0 +1,134 @@
+"""Audit chain verification over the audit_events table (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, insert, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from dashtam_core.adapters.security.audit_chain import AuditChainer, verify_audit_table
+from dashtam_core.adapters.sqlalchemy.tables import audit_events
+from dashtam_core.domain.audit import AuditOutcome, AuditRecord
+
+KEY = b"a" * 32
+T0 = datetime(2026, 2, 1, 9, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def audit_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    admin: AsyncEngine | None = None
+    name = ""
+    if request.param == "sqlite":
+        eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
+    else:
+        url = os.environ.get("DASHTAM_TEST_POSTGRES_URL")
+        if not url:
+            if os.environ.get("DASHTAM_TEST_REQUIRE_SERVICES") == "1":
+                pytest.fail("DASHTAM_TEST_POSTGRES_URL is required")
+            pytest.skip("DASHTAM_TEST_POSTGRES_URL is not set")
+        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        name = f"dashtam_test_{uuid.uuid4().hex[:12]}"
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        eng = create_async_engine(make_url(url).set(database=name))
+    async with eng.begin() as conn:
+        await conn.run_sync(lambda c: audit_events.create(c))
+    try:
+        yield eng
+    finally:
+        await eng.dispose()
+        if admin is not None:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await admin.dispose()
+
+
+async def _write(engine: AsyncEngine, n: int) -> list[AuditRecord]:
+    chainer = AuditChainer(KEY)
+    sealed = []
+    async with engine.begin() as conn:
+        for i in range(n):
+            record = chainer.seal(
+                AuditRecord(
+                    id=uuid.uuid4(),
+                    occurred_at=T0 + timedelta(seconds=i),
+                    actor_id=uuid.uuid4() if i % 2 else None,
+                    action="connection.renamed",
+                    outcome=AuditOutcome.SUCCESS,
+                    object_type="connection",
+                    object_id=f"c{i}",
+                    ip="192.0.2.1",
+                    user_agent="ua",
+                    details={"alias": f"a{i}"},
+                )
+            )
+            sealed.append(record)
+            await conn.execute(
+                insert(audit_events).values(
+                    id=record.id,
+                    seq=i + 1,
+                    occurred_at=record.occurred_at,
+                    actor_id=record.actor_id,
+                    action=record.action,
+                    outcome=record.outcome.value,
+                    object_type=record.object_type,
+                    object_id=record.object_id,
+                    ip=record.ip,
+                    user_agent=record.user_agent,
+                    details=record.details,
+                    prev_mac=record.prev_mac,
+                    mac=record.mac,
+                )
+            )
+    return sealed
+
+
+async def test_valid_chain_round_trips_through_the_database(audit_db: AsyncEngine) -> None:
+    await _write(audit_db, 10)
+    async with audit_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=3)
+    assert result.as_dict() == {"valid": True, "checked": 10, "first_bad_id": None}
+
+
+async def test_empty_table_is_valid(audit_db: AsyncEngine) -> None:
+    async with audit_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY)
+    assert (result.valid, result.checked) == (True, 0)
+
+
+async def test_edit_in_database_detected(audit_db: AsyncEngine) -> None:
+    sealed = await _write(audit_db, 8)
+    async with audit_db.begin() as conn:
+        await conn.execute(
+            update(audit_events).where(audit_events.c.seq == 5).values(outcome="failure")
+        )
+    async with audit_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=3)
+    assert (result.valid, result.first_bad_id, result.checked) == (False, sealed[4].id, 5)
+
+
+async def test_deletion_in_database_detected(audit_db: AsyncEngine) -> None:
+    sealed = await _write(audit_db, 8)
+    async with audit_db.begin() as conn:
+        await conn.execute(delete(audit_events).where(audit_events.c.seq == 3))
+    async with audit_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=2)
+    assert (result.valid, result.first_bad_id) == (False, sealed[3].id)
+
+
+async def test_reordering_in_database_detected(audit_db: AsyncEngine) -> None:
+    sealed = await _write(audit_db, 6)
+    async with audit_db.begin() as conn:
+        await conn.execute(update(audit_events).where(audit_events.c.seq == 2).values(seq=100))
+        await conn.execute(update(audit_events).where(audit_events.c.seq == 3).values(seq=2))
+        await conn.execute(update(audit_events).where(audit_events.c.seq == 100).values(seq=3))
+    async with audit_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY)
+    assert (result.valid, result.first_bad_id) == (False, sealed[2].id)
