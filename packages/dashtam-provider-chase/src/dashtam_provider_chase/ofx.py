@@ -22,6 +22,7 @@ from typing import Any
 
 from dashtam_core.errors import StatementParseError
 from dashtam_core.result import Err, Ok, Result
+from dashtam_provider_chase.ofx_fast import SGML_TRANSACTION, XML_TRANSACTION, fast_transaction
 from dashtam_provider_chase.ofx_handlers import HANDLERS
 from dashtam_provider_chase.ofx_model import (
     TRNTYPES,
@@ -119,6 +120,7 @@ class OfxReader:
         xml = self.xml
         size = len(data)
         block_re = _XML_BLOCK if xml else _SGML_BLOCK
+        fast_match = (XML_TRANSACTION if xml else SGML_TRANSACTION).match
         leaf_findall = _LEAF.findall
         tags: list[bytes] = []
         starts: list[int] = []
@@ -180,19 +182,30 @@ class OfxReader:
                         leaf = tag
                         continue
                     leaf = None
-                    if tag == b"STMTTRN":
-                        block = block_re.match(data, match.start())
-                        if block is not None and not block[3].strip():
-                            # Consecutive leaf-only STMTTRN blocks, then back to the tokens.
-                            pos = match.start()
-                            while block is not None and not block[3].strip():
-                                fields = {t: v.strip() for t, v in leaf_findall(block[1])}
-                                event = stmttrn(self, fields, cur, tags, pos, block.end(1))
+                    account = self.current_account
+                    if tag == b"STMTTRN" and account is not None and tags[-1] == b"BANKTRANLIST":
+                        # Consecutive STMTTRN blocks: the ordered fast path, else the leaf-only
+                        # block path; a block neither reads goes through the tokens below.
+                        first = pos = match.start()
+                        while True:
+                            fast = fast_match(data, pos)
+                            if fast is not None:
+                                event = fast_transaction(self, fast, account)
                                 if event is not None:
                                     yield event
-                                pos = block.end()
-                                block = block_re.match(data, pos)
-                            break
+                                    pos = fast.end()
+                                    continue
+                            block = block_re.match(data, pos)
+                            if block is None or block[3].strip():
+                                break
+                            fields = {t: v.strip() for t, v in leaf_findall(block[1])}
+                            event = stmttrn(self, fields, cur, tags, pos, block.end(1))
+                            if event is not None:
+                                yield event
+                            pos = block.end()
+                        if pos != first:
+                            break  # resume the token scan after the blocks
+                        pos = match.end()
                     if len(tags) >= MAX_DEPTH:
                         raise ReadFault("statement nesting too deep", tag, match.start())
                     seen_root = True

@@ -139,7 +139,8 @@ async def stored_state(
 
     PostgreSQL joins the table with ``unnest($keys)`` (a hash or index join whatever the
     statistics say: a first sync writes into a table that was never analyzed, where a long
-    ``= ANY(...)`` filter would be checked row by row); SQLite uses ``IN`` lists on the unique index.
+    ``= ANY(...)`` filter would be checked row by row); SQLite uses ``IN`` lists on the unique
+    index.
     """
     t = transactions
     cols = (t.c.dedupe_key, t.c.content_hash, t.c.removed_at, t.c.removed_reason)

@@ -124,7 +124,7 @@ def redact_url(url: httpx.URL | str) -> str:
         parsed = parsed.copy_with(username=None, password=None)
     if not parsed.query:
         return str(parsed)
-    params = [
+    params: list[tuple[str, str | int | float | bool | None]] = [
         (name, MASK if is_secret_name(name) else value)
         for name, value in parsed.params.multi_items()
     ]
