@@ -188,3 +188,15 @@ def test_new_provider_scaffolds_a_package(tmp_path: Path, auth: str) -> None:
     created = Path(result.stdout.splitlines()[0].removeprefix("created "))
     assert created.is_dir()
     assert (created / "pyproject.toml").is_file()
+
+
+def test_new_provider_refuses_existing_directory_and_bad_names(tmp_path: Path) -> None:
+    args = ["new-provider", "acme", "--dest", str(tmp_path)]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert again.stderr.startswith("error: ")
+    assert again.stderr.rstrip().endswith("[conflict]")
+    bad = runner.invoke(app, ["new-provider", "Not A Slug!", "--dest", str(tmp_path)])
+    assert bad.exit_code == 1
+    assert bad.stderr.rstrip().endswith("[validation_error]")

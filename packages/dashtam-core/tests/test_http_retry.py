@@ -27,9 +27,9 @@ class Sleeps:
         self.delays.append(seconds)
 
 
-def scripted(*responses: int | tuple[int, dict[str, str]] | type[Exception]) -> tuple[
-    httpx.MockTransport, list[httpx.Request]
-]:
+def scripted(
+    *responses: int | tuple[int, dict[str, str]] | type[Exception],
+) -> tuple[httpx.MockTransport, list[httpx.Request]]:
     """A transport answering each request with the next scripted status (or exception)."""
     seen: list[httpx.Request] = []
     queue = list(responses)

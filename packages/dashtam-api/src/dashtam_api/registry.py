@@ -20,6 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from dashtam_api.problems import error_catalog, openapi_error_responses
+from dashtam_core.registries.rate_limits import DEFAULT_RULES
 
 AuthPolicy = Literal["public", "user", "admin", "auditor", "browser"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -27,20 +28,8 @@ HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 AUTH_POLICIES: frozenset[str] = frozenset(get_args(AuthPolicy))
 HTTP_METHODS: frozenset[str] = frozenset(get_args(HttpMethod))
 
-#: Named rate-limit rules (api.md "Default rate-limit rules"; enforced by the rate limiter).
-RATE_LIMIT_RULES: frozenset[str] = frozenset(
-    {
-        "login_ip",
-        "login_email",
-        "register_ip",
-        "reset_ip",
-        "refresh_session",
-        "read_user",
-        "write_user",
-        "sync_connection",
-        "none",
-    }
-)
+#: Rule names a route may use: the core rate-limit registry's (``none`` = unlimited).
+RATE_LIMIT_RULES: frozenset[str] = frozenset(DEFAULT_RULES)
 #: Auth policies that need a Casbin (object, action) pair.
 _AUTHORIZED = frozenset({"user", "admin", "auditor"})
 _NAME = re.compile(r"[a-z][a-z0-9_.]*")

@@ -36,6 +36,7 @@ class CoreSettings(BaseSettings):
     import_max_bytes: int = 20 * 1024 * 1024
     jwt_issuer: str = "dashtam"
     jwt_audience: str = "dashtam-api"
+    rate_limits: str | None = None  # overrides, e.g. "login_ip=20/min,read_user=600/min"
 
     @property
     def is_sqlite(self) -> bool:

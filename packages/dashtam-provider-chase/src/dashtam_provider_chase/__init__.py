@@ -20,7 +20,12 @@ from dashtam_provider_chase.ofx import (
     read_ofx,
 )
 from dashtam_provider_chase.plugin import DEDUPE_RULE, SPEC
-from dashtam_provider_chase.provider import EXTENSIONS, ChaseProvider, create_provider, detect_format
+from dashtam_provider_chase.provider import (
+    EXTENSIONS,
+    ChaseProvider,
+    create_provider,
+    detect_format,
+)
 from dashtam_provider_chase.settings import ChaseSettings
 from dashtam_provider_chase.statement import parse_ofx_statement
 

@@ -65,10 +65,12 @@ def _split_header(line: str) -> tuple[str, ...]:
 
 def detect_layout(head: bytes) -> str | None:
     """``"checking"``, ``"card"`` or ``None`` from the first line of a file."""
-    first = head.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r")
+    lines = head.lstrip(b"\xef\xbb\xbf").splitlines()
+    if not lines or b"\x00" in lines[0]:
+        return None
     try:
-        header = _split_header(first.decode("utf-8", "replace"))
-    except StopIteration:
+        header = _split_header(lines[0].decode("utf-8", "replace"))
+    except (StopIteration, csv.Error):
         return None
     header = header[:-1] if header and header[-1] == "" else header
     if header == CHECKING_HEADER:
@@ -142,7 +144,9 @@ def _card_row(cells: list[str]) -> _Row | None:
     amount = _decimal(amount_text, "Amount")
     kind = classify_card_csv(type_code, amount, description)
     _date(_post, "Post Date")
-    return _Row(_date(transaction_date, "Transaction Date"), amount, collapse(description), kind, None)
+    return _Row(
+        _date(transaction_date, "Transaction Date"), amount, collapse(description), kind, None
+    )
 
 
 def _decode(data: bytes) -> str:
@@ -173,22 +177,29 @@ def parse_csv_statement(data: bytes, filename: str) -> Result[ParsedStatement, S
     header = _split_header(lines[0])
     offset = 1 if header[0] == "Card" else 0
     width = len(CHECKING_HEADER) if layout == "checking" else len(CARD_HEADER)
-    desc_index = 2
     rows: list[_Row] = []
     for number, raw in enumerate(lines[1:], start=2):
         if not raw.strip():
             continue
+        parse_row = _checking_row if layout == "checking" else _card_row
         try:
-            cells = next(csv.reader([raw]))
-            cells = cells[offset:]
-            if len(cells) == width + 1 and not cells[-1].strip():
-                cells = cells[:width]
-            if len(cells) != width:
+            try:
+                cells = next(csv.reader([raw]))[offset:]
+                if layout == "checking" and len(cells) == width + 1 and not cells[-1].strip():
+                    cells = cells[:width]  # the trailing comma every checking row carries
+                if len(cells) != width:
+                    raise _RowError(f"expected {width} columns, found {len(cells)}", "Description")
+                row = parse_row(cells)
+            except (_RowError, csv.Error) as first:
+                # An unescaped quote or comma in the description shifts the columns: re-split
+                # around it (its position is known); if that fails too, report the first error.
                 body = raw.split(",", offset)[offset] if offset else raw
                 if layout == "checking" and body.endswith(","):
-                    body = body[:-1]  # the trailing comma every checking row carries
-                cells = _resplit(body, width, desc_index)
-            row = _checking_row(cells) if layout == "checking" else _card_row(cells)
+                    body = body[:-1]
+                try:
+                    row = parse_row(_resplit(body, width, 2))
+                except _RowError:
+                    raise first from None
         except _RowError as exc:
             return Err(StatementParseError(exc.message, line=number, element=exc.column))
         except csv.Error as exc:

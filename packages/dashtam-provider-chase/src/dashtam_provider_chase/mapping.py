@@ -14,11 +14,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from functools import lru_cache
+from itertools import islice
 
 from dashtam_core.domain.account import AccountType
 from dashtam_core.domain.transaction import TransactionSubtype as S
@@ -48,6 +47,27 @@ _CHECK = re.compile(r"^\s*CHECK\s*#?\s*\d+", re.IGNORECASE)
 _DEPOSIT = re.compile(r"\bDEPOSIT\b", re.IGNORECASE)
 
 
+# Subtypes whose sign is fixed (amount > 0 is money in); a contradicting amount flips them.
+_FLIP_WHEN_IN: dict[S, Kind] = {
+    S.PURCHASE: (T.OTHER, S.REFUND),
+    S.WITHDRAWAL: (T.TRANSFER, S.DEPOSIT),
+    S.FEE: (T.OTHER, S.REFUND),
+}
+_FLIP_WHEN_OUT: dict[S, Kind] = {
+    S.REFUND: (T.OTHER, S.PURCHASE),
+    S.DEPOSIT: (T.TRANSFER, S.WITHDRAWAL),
+}
+
+
+def signed(kind: Kind, amount: Decimal) -> Kind:
+    """``kind`` made consistent with the sign (a positive "purchase" is a refund, ...)."""
+    if amount > 0:
+        return _FLIP_WHEN_IN.get(kind[1], kind)
+    if amount < 0:
+        return _FLIP_WHEN_OUT.get(kind[1], kind)
+    return kind
+
+
 def _by_sign(amount: Decimal, inflow: Kind, outflow: Kind) -> Kind:
     return inflow if amount > 0 else outflow
 
@@ -58,7 +78,7 @@ def _by_text(text: str, amount: Decimal, *, card: bool) -> Kind:
     if _INTEREST.search(text):
         return (T.INCOME, S.INTEREST) if inflow else (T.FEE, S.INTEREST)
     if _FEE.search(text):
-        return (T.OTHER, S.REFUND) if inflow and _REVERSAL.search(text) else (T.FEE, S.FEE)
+        return (T.OTHER, S.REFUND) if inflow else (T.FEE, S.FEE)
     if card:
         if inflow:
             return (T.TRANSFER, S.PAYMENT) if _PAYMENT.search(text) else (T.OTHER, S.REFUND)
@@ -105,13 +125,20 @@ def classify_ofx(trntype: str, amount: Decimal, text: str, checknum: str, *, car
         checknum: CHECKNUM (a non-empty value makes it a check).
         card: True for credit-card statements.
     """
-    return _classify_ofx(trntype, amount > 0, text, bool(checknum), card)
+    return classify_ofx_sign(trntype, amount > 0, text, bool(checknum), card=card)
 
 
-@lru_cache(maxsize=8192)
-def _classify_ofx(trntype: str, inflow: bool, text: str, has_checknum: bool, card: bool) -> Kind:
-    # Cached: statements repeat the same payees, and the answer depends only on these inputs.
+def classify_ofx_sign(
+    trntype: str, inflow: bool, text: str, has_checknum: bool, *, card: bool
+) -> Kind:
+    """:func:`classify_ofx` from the amount's sign only (the rules never look further)."""
     amount = Decimal(1) if inflow else Decimal(-1)
+    return signed(_classify_ofx(trntype, amount, text, has_checknum, card=card), amount)
+
+
+def _classify_ofx(
+    trntype: str, amount: Decimal, text: str, has_checknum: bool, *, card: bool
+) -> Kind:
     if has_checknum and not card:
         return T.TRANSFER, S.CHECK
     fixed = _OFX_FIXED.get(trntype)
@@ -162,12 +189,15 @@ def classify_checking_csv(type_code: str, amount: Decimal, description: str) -> 
             return T.INCOME, S.PAYROLL
         return T.TRANSFER, S.ACH
     fixed = _CHECKING_CSV.get(code)
-    return fixed if fixed is not None else _by_text(description, amount, card=False)
+    return signed(fixed or _by_text(description, amount, card=False), amount)
 
 
 def classify_card_csv(type_code: str, amount: Decimal, description: str) -> Kind:
     """Type and subtype of a card-CSV row (``Sale``/``Return``/``Payment``/``Fee``/...)."""
-    code = type_code.strip().lower()
+    return signed(_card_kind(type_code.strip().lower(), amount, description), amount)
+
+
+def _card_kind(code: str, amount: Decimal, description: str) -> Kind:
     if code == "sale":
         return T.OTHER, S.PURCHASE
     if code == "return":
@@ -197,38 +227,82 @@ def collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def assign_dedupe_keys(
-    records: Sequence[ProviderTransaction], names: Sequence[str]
-) -> list[ProviderTransaction]:
-    """Give records of one statement their dedupe keys (records arrive keyed by FITID).
+class RepeatFinder:
+    """Finds the FITIDs that repeat in one statement, in about 128 KiB whatever its size.
 
-    A FITID that occurs once keeps ``dedupe_key == FITID``. When a FITID repeats (a purchase
-    and its foreign-transaction fee, a reward credit reusing the purchase's FITID), every record
-    sharing it gets ``FITID#h`` with ``h = sha256("date|amount|name")[:8]``; exact duplicates
-    (same FITID, date, amount and name) get ``-2``, ``-3``… in file order. The key does not
-    depend on a record's position except among exact duplicates, so overlapping statements
-    agree.
+    :meth:`add` marks each FITID's hash in a bitmap; a FITID whose bit is already set becomes a
+    candidate (a repeat or a hash collision), and :meth:`repeated` counts only the candidates
+    exactly. A set of every FITID would cost far more memory on a 50k-transaction file.
+    """
+
+    __slots__ = ("_bits", "_candidates")
+
+    _MASK = (1 << 20) - 1
+
+    def __init__(self) -> None:
+        self._bits = bytearray(1 << 17)
+        self._candidates: set[str] = set()
+
+    def add(self, fitid: str) -> None:
+        """Record one FITID."""
+        h = hash(fitid) & self._MASK
+        bit = 1 << (h & 7)
+        if self._bits[h >> 3] & bit:
+            self._candidates.add(fitid)
+        else:
+            self._bits[h >> 3] |= bit
+
+    def repeated(self, records: list[ProviderTransaction], start: int = 0) -> set[str]:
+        """The FITIDs occurring more than once in ``records[start:]`` (those :meth:`add` saw)."""
+        candidates = self._candidates
+        if not candidates:
+            return set()
+        counts = Counter(
+            record.provider_transaction_id
+            for record in islice(records, start, None)
+            if record.provider_transaction_id in candidates
+        )
+        return {fitid for fitid, n in counts.items() if n > 1}
+
+
+def assign_dedupe_keys(
+    records: list[ProviderTransaction], start: int = 0, repeated: set[str] | None = None
+) -> None:
+    """Re-key, in place, the records of one statement whose FITID repeats (``records[start:]``).
+
+    Records arrive keyed by FITID. A FITID that occurs once in the statement keeps
+    ``dedupe_key == FITID``. When a FITID repeats (a purchase and its foreign-transaction fee,
+    a reward credit reusing the purchase's FITID), every record sharing it gets ``FITID#h``
+    with ``h = sha256("date|amount|description")[:8]``; exact duplicates (same FITID, date,
+    amount and description) get ``-2``, ``-3``… in file order. The key does not depend on a
+    record's position except among exact duplicates, so overlapping statements agree.
 
     Args:
-        records: the statement's transactions, ``dedupe_key`` equal to the FITID.
-        names: each record's OFX NAME (the hash input), parallel to ``records``.
+        records: the list holding the statement's transactions (modified in place).
+        start: index of the statement's first transaction in ``records``.
+        repeated: the repeating FITIDs when already known (else counted here).
     """
-    counts = Counter(r.provider_transaction_id for r in records)
-    if all(n == 1 for n in counts.values()):
-        return list(records)
-    result: list[ProviderTransaction] = []
+    if repeated is None:
+        counts = Counter(r.provider_transaction_id for r in islice(records, start, None))
+        repeated = {fitid for fitid, n in counts.items() if n > 1}
+    if not repeated:
+        return
     seen: Counter[str] = Counter()
-    for record, name in zip(records, names, strict=True):
+    for index in range(start, len(records)):
+        record = records[index]
         fitid = record.provider_transaction_id
-        if counts[fitid] == 1:
-            result.append(record)
+        if fitid not in repeated:
             continue
-        key = f"{fitid}#{short_hash(record.date.isoformat(), amount_text(record.amount), name)}"
+        key = f"{fitid}#{record_hash(record)}"
         seen[key] += 1
         if seen[key] > 1:
             key = f"{key}-{seen[key]}"
-        result.append(replace(record, dedupe_key=key))
-    return result
+        records[index] = replace(record, dedupe_key=key)
+
+
+def record_hash(record: ProviderTransaction) -> str:
+    """The disambiguator of a repeated FITID: sha256(date|amount|description)[:8]."""
+    return short_hash(record.date.isoformat(), amount_text(record.amount), record.description)
 
 
 def csv_transaction_id(day: date, amount: Decimal, description: str, occurrence: int) -> str:
@@ -245,12 +319,16 @@ def csv_transaction_id(day: date, amount: Decimal, description: str, occurrence:
 __all__ = [
     "ACCOUNT_TYPES",
     "Kind",
+    "RepeatFinder",
     "amount_text",
     "assign_dedupe_keys",
     "classify_card_csv",
     "classify_checking_csv",
     "classify_ofx",
+    "classify_ofx_sign",
     "collapse",
     "csv_transaction_id",
+    "record_hash",
     "short_hash",
+    "signed",
 ]

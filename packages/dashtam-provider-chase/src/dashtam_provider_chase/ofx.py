@@ -49,12 +49,14 @@ _CACHE_LIMIT = 4096
 
 _TOKEN = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9._:-]{0,63})>([^<]*)")
 # A STMTTRN made only of leaves. SGML leaves may be closed; XML leaves must be. The leaf tag
-# may not be STMTTRN itself, and a closing tag must repeat its leaf's name (\\1).
+# may not be STMTTRN itself, and a closing tag must repeat its leaf's name (\\2). Whitespace
+# between leaves is consumed in exactly one place, so a failing match cannot backtrack
+# exponentially (a leaf's text runs to the next "<", and every iteration starts with "<").
 _SGML_BLOCK = re.compile(
-    rb"<STMTTRN>((?:\s*<(?!STMTTRN>)([A-Z][A-Z0-9.]*)>[^<]*(?:</\2>)?)*)\s*</STMTTRN>([^<]*)"
+    rb"<STMTTRN>\s*((?:<(?!STMTTRN>)([A-Z][A-Z0-9.]*)>[^<]*(?:</\2>\s*)?)*)</STMTTRN>([^<]*)"
 )
 _XML_BLOCK = re.compile(
-    rb"<STMTTRN>((?:\s*<(?!STMTTRN>)([A-Z][A-Z0-9.]*)>[^<]*</\2>)*)\s*</STMTTRN>([^<]*)"
+    rb"<STMTTRN>\s*((?:<(?!STMTTRN>)([A-Z][A-Z0-9.]*)>[^<]*</\2>\s*)*)</STMTTRN>([^<]*)"
 )
 _LEAF = re.compile(rb"<([A-Z][A-Z0-9.]*)>([^<]*)")
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY|ELEMENT|ATTLIST|\[CDATA\[)?", re.IGNORECASE)
@@ -115,7 +117,7 @@ class OfxReader:
     # STMTTRN aggregates made only of leaves (nearly all of them) take a fast path: one regex
     # match for the whole block and one findall for its leaves; anything else (a nested
     # aggregate, a mismatched tag) falls back to the token-by-token path, which reports errors.
-    def _scan(self) -> Iterator[OfxEvent]:  # noqa: C901 - the tokenizer state machine
+    def _scan(self) -> Iterator[OfxEvent]:
         data = self._data
         xml = self.xml
         size = len(data)
@@ -183,7 +185,7 @@ class OfxReader:
                         continue
                     leaf = None
                     account = self.current_account
-                    if tag == b"STMTTRN" and account is not None and tags[-1] == b"BANKTRANLIST":
+                    if tag == b"STMTTRN" and account and tags and tags[-1] == b"BANKTRANLIST":
                         # Consecutive STMTTRN blocks: the ordered fast path, else the leaf-only
                         # block path; a block neither reads goes through the tokens below.
                         first = pos = match.start()
@@ -278,7 +280,7 @@ class OfxReader:
     def string(self, raw: bytes, tag: bytes, span: tuple[int, int], *, cache: bool = False) -> str:
         """Decode and unescape one raw value (``span`` locates it for error messages)."""
         try:
-            value = raw.decode(self._codec)
+            value = raw.decode("ascii") if raw.isascii() else raw.decode(self._codec)
             if b"&" in raw:
                 value = unescape(value, xml=self.xml)
         except UnicodeDecodeError as exc:
@@ -300,7 +302,9 @@ class OfxReader:
             raise ReadFault(f"<{tag.decode()}> must be a value, not an aggregate", tag, end)
         return raw
 
-    def datetime(self, raw: bytes, tag: bytes, span: tuple[int, int]) -> tuple[date, datetime | None]:
+    def datetime(
+        self, raw: bytes, tag: bytes, span: tuple[int, int]
+    ) -> tuple[date, datetime | None]:
         """Date and UTC timestamp of an OFX date value (cached: statements repeat them)."""
         cached = self.dates.get(raw)
         if cached is None:
@@ -354,6 +358,7 @@ def read_ofx(data: bytes) -> Result[list[OfxStatement], StatementParseError]:
     if not statements:
         return Err(StatementParseError("no bank or credit-card statement in the file"))
     return Ok(statements)
+
 
 __all__ = [
     "MAX_DEPTH",

@@ -43,7 +43,7 @@ def _stmttrn(
         raise ReadFault("STMTTRN before BANKACCTFROM/CCACCTFROM", b"STMTTRN", start)
     span = (start, end)
     raw = frame.get(b"TRNTYPE")
-    trntype = TRNTYPE_NAMES.get(raw)
+    trntype = TRNTYPE_NAMES.get(raw) if isinstance(raw, bytes) else None
     if trntype is None:
         raw = r.required(frame, b"TRNTYPE", b"STMTTRN", end)
         raise ReadFault(
@@ -102,7 +102,9 @@ def _acctfrom(kind: str) -> Handler:
                 )
         r.required(parent, b"CURDEF", tags[-1], end)
         currency = _currency(r, parent, b"CURDEF", (start - 200 if start > 200 else 0, start))
-        account = OfxAccount(kind, acctid, accttype, r.text(frame, b"BANKID", span) or None, currency)
+        account = OfxAccount(
+            kind, acctid, accttype, r.text(frame, b"BANKID", span) or None, currency
+        )
         r.set_account(account)
         return account
 
@@ -131,7 +133,9 @@ def _tranlist(
 ) -> OfxEvent | None:
     if tags and tags[-1] in _STATEMENTS:
         span = (start, end)
-        first = r.datetime(frame[b"DTSTART"], b"DTSTART", span)[0] if frame.get(b"DTSTART") else None
+        first = (
+            r.datetime(frame[b"DTSTART"], b"DTSTART", span)[0] if frame.get(b"DTSTART") else None
+        )
         last = r.datetime(frame[b"DTEND"], b"DTEND", span)[0] if frame.get(b"DTEND") else None
         parent[b"BANKTRANLIST.RANGE"] = (first, last)
     return None

@@ -32,6 +32,7 @@ TRNTYPES = frozenset(
 )
 TRNTYPE_NAMES = {t.encode("ascii"): t for t in TRNTYPES}
 
+
 @dataclass(frozen=True, slots=True)
 class OfxAccount:
     """The account a statement is about (from BANKACCTFROM or CCACCTFROM)."""

@@ -42,7 +42,7 @@ class OfxHeader:
 
 # --- header ------------------------------------------------------------------------------
 
-_SGML_HEADER_LINE = re.compile(rb"[ \t]*([A-Z0-9_]+)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*")
+_SGML_HEADER_LINE = re.compile(rb"[ \t]*([A-Z0-9_]+)[ \t]*:([^\r\n]*)")
 _XML_DECL = re.compile(rb"<\?xml\b([^?>]*)\?>")
 _OFX_PI = re.compile(rb"\s*<\?OFX\b([^?>]*)\?>")
 _ATTR = re.compile(rb"""([A-Za-z_:][A-Za-z0-9_.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -105,7 +105,7 @@ def read_header(data: bytes) -> OfxHeader:
         match = _SGML_HEADER_LINE.fullmatch(raw)
         if match is None:
             raise ValueFault(f"malformed OFX header line {raw[:40]!r}", pos=pos)
-        fields[match[1].decode("ascii")] = match[2].decode("ascii", "replace")
+        fields[match[1].decode("ascii")] = match[2].strip().decode("ascii", "replace")
     if fields.get("OFXHEADER") != "100":
         raise ValueFault("unsupported OFXHEADER (expected 100)", pos=pos)
     if fields.get("DATA", "OFXSGML").upper() != "OFXSGML":

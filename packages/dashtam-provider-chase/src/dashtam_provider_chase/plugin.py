@@ -11,7 +11,7 @@ from dashtam_provider_chase.settings import ChaseSettings
 
 #: The natural key of a Chase transaction, as stored in ``ProviderSpec.dedupe_rule``.
 DEDUPE_RULE = (
-    "OFX: the FITID, or FITID#sha256(date|amount|name)[:8] (+ -2, -3 for exact duplicates) "
+    "OFX: the FITID, or FITID#sha256(date|amount|description)[:8] (+ -2, -3 for exact duplicates) "
     "when a FITID repeats in one statement; CSV: csv:sha256(date|amount|description)[:16] "
     "(+ -2, -3 for identical rows in one file)"
 )

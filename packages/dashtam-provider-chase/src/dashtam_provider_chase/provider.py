@@ -77,12 +77,11 @@ class ChaseProvider:
                     f"limit {self.settings.max_file_bytes})"
                 )
             )
-        kind = detect_format(filename, data[:1024])
         try:
-            if kind == "csv":
+            if detect_format(filename, data[:1024]) == "csv":
                 return parse_csv_statement(data, filename)
             return parse_ofx_statement(data)
-        except Exception as exc:  # noqa: BLE001 - the contract: defects are values, never raised
+        except Exception as exc:  # the contract: defects are values, never raised
             return Err(StatementParseError(f"unreadable statement file ({type(exc).__name__})"))
 
 

@@ -10,14 +10,15 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 
 from dashtam_core.domain.account import AccountType
-from dashtam_core.domain.transaction import TransactionSubtype
+from dashtam_core.domain.transaction import TransactionStatus, TransactionSubtype, TransactionType
 from dashtam_core.errors import StatementParseError
 from dashtam_core.ports.provider import ParsedStatement, ProviderAccount, ProviderTransaction
 from dashtam_core.result import Err, Ok, Result
 from dashtam_provider_chase.mapping import (
     ACCOUNT_TYPES,
+    RepeatFinder,
     assign_dedupe_keys,
-    classify_ofx,
+    classify_ofx_sign,
     collapse,
 )
 from dashtam_provider_chase.ofx import (
@@ -36,6 +37,7 @@ _LABELS = {
     AccountType.CD: "CD",
     AccountType.CREDIT_CARD: "Credit card",
 }
+_POSTED = TransactionStatus.POSTED
 _MERCHANT_SUBTYPES = frozenset({TransactionSubtype.PURCHASE, TransactionSubtype.REFUND})
 
 
@@ -87,24 +89,31 @@ def describe(name: str, memo: str) -> str:
     """
     if not memo or memo == name:
         return name or memo
-    return _describe(name, memo)
-
-
-@lru_cache(maxsize=8192)
-def _describe(name: str, memo: str) -> str:
     if not name or memo.startswith(name) or collapse(memo).startswith(collapse(name)):
         return memo
     return f"{name} / {memo}"
 
 
+@lru_cache(maxsize=8192)
+def _presentation(
+    trntype: str, inflow: bool, name: str, memo: str, has_checknum: bool, card: bool
+) -> tuple[TransactionType, TransactionSubtype, str, str | None]:
+    # Cached: statements repeat payees, and these are the only inputs of the rules.
+    text = f"{name} {memo}" if memo else name
+    kind, subtype = classify_ofx_sign(trntype, inflow, text, has_checknum, card=card)
+    merchant = (name or None) if subtype in _MERCHANT_SUBTYPES else None
+    return kind, subtype, describe(name, memo), merchant
+
+
 def transaction(account: OfxAccount, trn: OfxTransaction) -> ProviderTransaction:
     """Map one OFX transaction (dedupe key = FITID; see ``assign_dedupe_keys``)."""
-    kind, subtype = classify_ofx(
+    kind, subtype, description, merchant = _presentation(
         trn.trntype,
-        trn.amount,
-        f"{trn.name} {trn.memo}" if trn.memo else trn.name,
-        trn.checknum,
-        card=account.kind == "creditcard",
+        trn.amount > 0,
+        trn.name,
+        trn.memo,
+        bool(trn.checknum),
+        account.kind == "creditcard",
     )
     return ProviderTransaction(
         account.acctid,
@@ -113,11 +122,15 @@ def transaction(account: OfxAccount, trn: OfxTransaction) -> ProviderTransaction
         trn.date,
         trn.amount,
         trn.currency,
-        describe(trn.name, trn.memo),
+        description,
         kind,
         subtype,
-        posted_at=trn.posted_at,
-        merchant=(trn.name or None) if subtype in _MERCHANT_SUBTYPES else None,
+        _POSTED,
+        trn.posted_at,
+        merchant,
+        None,
+        None,
+        None,
     )
 
 
@@ -137,26 +150,28 @@ def parse_ofx_statement(data: bytes) -> Result[ParsedStatement, StatementParseEr
     ends: list[date] = []
     try:
         reader = OfxReader(data)
-        batch: list[ProviderTransaction] = []
-        names: list[str] = []
         account: OfxAccount | None = None
+        first = 0  # index of the current statement's first transaction
+        repeats = RepeatFinder()
+        append = transactions.append
         for event in reader.events():
             if isinstance(event, OfxTransaction):
                 if account is None:  # pragma: no cover - the reader yields the account first
                     return Err(StatementParseError("transaction outside a statement"))
-                batch.append(transaction(account, event))
-                names.append(event.name)
+                record = transaction(account, event)
+                repeats.add(record.provider_transaction_id)
+                append(record)
             elif isinstance(event, OfxAccount):
                 account = event
-                batch = []
-                names = []
+                first = len(transactions)
+                repeats = RepeatFinder()
             else:
-                transactions.extend(assign_dedupe_keys(batch, names))
-                batch, names = [], []
-                record = _account(event.account, event)
-                previous = accounts.get(record.provider_account_id)
-                if previous is None or _newer(record, previous):
-                    accounts[record.provider_account_id] = record
+                assign_dedupe_keys(transactions, first, repeats.repeated(transactions, first))
+                repeats = RepeatFinder()
+                record_account = _account(event.account, event)
+                previous = accounts.get(record_account.provider_account_id)
+                if previous is None or _newer(record_account, previous):
+                    accounts[record_account.provider_account_id] = record_account
                 if event.start is not None:
                     starts.append(event.start)
                 if event.end is not None:

@@ -5,9 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dashtam_api.registry import RouteRegistry, RouteSpec
-from dashtam_api.routes import providers, system
+from dashtam_api.routes import (
+    admin,
+    changes,
+    connections,
+    data,
+    events,
+    exports,
+    identity,
+    imports,
+    jwks,
+    oauth,
+    providers,
+    syncs,
+    system,
+)
 
-ROUTE_MODULES = (system, providers)
+ROUTE_MODULES = (
+    system,
+    jwks,
+    identity,
+    admin,
+    providers,
+    # financial data; ``changes`` before ``data`` so /transactions/changes is not an {id}
+    connections,
+    oauth,
+    syncs,
+    imports,
+    changes,
+    data,
+    exports,
+    events,
+)
 
 
 def build_route_registry(extra: Iterable[RouteSpec] = ()) -> RouteRegistry:

@@ -192,7 +192,20 @@ class Container:
             else:
                 base = self.settings.public_base_url.rstrip("/") + sandbox_prefix(slug)
             model = _sandbox_settings(model, base)
+            if "redirect_uri" in type(model).model_fields and "redirect_uri" not in (
+                model.model_fields_set
+            ):
+                callback = f"{self.settings.public_base_url.rstrip('/')}/oauth/{slug}/callback"
+                model = model.model_copy(update={"redirect_uri": callback})
         return model
+
+    def http_transport(self, slug: str) -> httpx.AsyncBaseTransport | None:
+        """The transport provider ``slug`` uses (None: the network).
+
+        In ASGI sandbox mode this is the in-process simulator, which a caller can also use
+        to play the browser of an OAuth flow.
+        """
+        return self._transport(slug)
 
     def _transport(self, slug: str) -> httpx.AsyncBaseTransport | None:
         if slug in self.http_transports:
@@ -220,6 +233,11 @@ class Container:
         instance = spec.factory(self.provider_settings(slug), client)
         self._providers[slug] = instance
         return instance
+
+    def set_provider(self, slug: str, instance: object) -> None:
+        """Use ``instance`` as provider ``slug`` (embedding, tests, a patched mapping)."""
+        self.registered(slug)
+        self._providers[slug] = instance
 
     def file_import_slugs(self) -> list[str]:
         """Slugs of installed ``file_import`` providers, sorted."""

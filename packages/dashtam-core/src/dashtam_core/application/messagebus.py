@@ -90,8 +90,12 @@ class MessageBus:
                     await handler(event)
                 except Exception as exc:
                     failures.append(HandlerFailure(event, name, f"{type(exc).__name__}: {exc}"))
-                    log.error("event_handler_failed", event_name=event.name, handler=name,
-                              error_type=type(exc).__name__)
+                    log.error(
+                        "event_handler_failed",
+                        event_name=event.name,
+                        handler=name,
+                        error_type=type(exc).__name__,
+                    )
         return failures
 
 

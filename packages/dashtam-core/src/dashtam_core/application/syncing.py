@@ -20,6 +20,7 @@ published directly on the bus after each commit (an identical re-sync writes no 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,7 +28,9 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
+from sqlalchemy import select
 
+from dashtam_core.adapters.sqlalchemy.tables_data import holdings as holdings_table
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from dashtam_core.application.connections import (
     mark_needs_reauth,
@@ -60,6 +63,7 @@ from dashtam_core.ports.provider import (
     HoldingsProvider,
     OAuth2Auth,
     ProviderAccount,
+    ProviderHolding,
     TransactionsProvider,
 )
 from dashtam_core.result import Err, Ok, Result
@@ -67,6 +71,7 @@ from dashtam_core.sync.archive import archive_raw_payloads, get_watermark, set_w
 from dashtam_core.sync.balances import balance_snapshot, upsert_balance_snapshots
 from dashtam_core.sync.engine import DateWindow, ingest_transactions
 from dashtam_core.sync.holdings import SuspiciousEmptyAnswer, snapshot_holdings
+from dashtam_core.sync.identity import holding_hash
 from dashtam_core.sync.outbox import write_events
 from dashtam_core.sync.runs import (
     SyncRun,
@@ -363,6 +368,37 @@ async def _finish(
     return finished
 
 
+async def _keep_as_of(
+    uow: SqlAlchemyUnitOfWork, account_id: UUID, records: Sequence[ProviderHolding]
+) -> list[ProviderHolding]:
+    """Give an unchanged position its stored ``as_of`` so an identical re-sync writes nothing.
+
+    Providers stamp positions with the fetch time; the holdings content hash includes
+    ``as_of``, so without this every sync would rewrite every position. A position whose
+    content (apart from ``as_of``) is unchanged keeps the time it was first seen in that state.
+    """
+    h = holdings_table
+    stored = {
+        r.instrument_id: r
+        for r in (
+            await uow.connection.execute(
+                select(h.c.instrument_id, h.c.as_of, h.c.content_hash).where(
+                    h.c.account_id == account_id, h.c.closed_at.is_(None)
+                )
+            )
+        ).all()
+    }
+    out: list[ProviderHolding] = []
+    for rec in records:
+        old = stored.get(rec.instrument_id)
+        if old is not None and old.as_of != rec.as_of:
+            same = dataclasses.replace(rec, as_of=old.as_of)
+            if holding_hash(same) == old.content_hash:
+                rec = same
+        out.append(rec)
+    return out
+
+
 class _SyncWorker:
     """The stages of one run (one instance per run)."""
 
@@ -474,11 +510,12 @@ class _SyncWorker:
             return fetched
         answer = fetched.value
         async with self.c.uow_factory() as uow:
+            records = await _keep_as_of(uow, account.id, answer.records)
             stored = await snapshot_holdings(
                 uow.connection,
                 user_id=self.conn.user_id,
                 account_id=account.id,
-                records=answer.records,
+                records=records,
             )
             if isinstance(stored, Err):
                 if not isinstance(stored.error, SuspiciousEmptyAnswer):

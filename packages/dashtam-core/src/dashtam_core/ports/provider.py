@@ -10,7 +10,7 @@ Money is always ``Decimal`` with an ISO 4217 ``currency``; quantities are signed
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -285,6 +285,31 @@ class StatementParser(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Remapped:
+    """Records re-derived from archived raw pages (see :class:`Remappable`)."""
+
+    accounts: list[ProviderAccount] = field(default_factory=list)
+    transactions: list[ProviderTransaction] = field(default_factory=list)
+    holdings: list[ProviderHolding] = field(default_factory=list)
+
+
+@runtime_checkable
+class Remappable(Protocol):
+    """Optional: API providers that can re-map archived pages without calling the network.
+
+    ``dashtam reprocess CONNECTION_ID`` hands every archived :class:`RawPayload` of a
+    connection (newest first; ``kind``, ``request`` and ``account_id`` as the provider set them
+    when fetching) to :meth:`remap`, which must run the same pure mapping functions the fetch
+    methods use. A provider that does not implement it cannot be reprocessed (file-import
+    providers are reprocessed by parsing the archived files again).
+    """
+
+    def remap(self, payloads: Sequence[RawPayload]) -> Result[Remapped, ProviderError]:
+        """Re-derive normalized records from archived pages (pure, no I/O)."""
+        ...
+
+
 __all__ = [
     "CAPABILITY_METHODS",
     "AccountsProvider",
@@ -300,6 +325,8 @@ __all__ = [
     "ProviderHolding",
     "ProviderTransaction",
     "RawPayload",
+    "Remappable",
+    "Remapped",
     "StatementParser",
     "TransactionsProvider",
 ]

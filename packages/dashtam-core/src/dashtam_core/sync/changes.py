@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import change_log, transactions
 from dashtam_core.domain.transaction import Transaction
+from dashtam_core.sync.bulk import unnest_select
 from dashtam_core.sync.rows import transaction_from_row
 
 ADDED = "added"
@@ -66,19 +67,24 @@ async def write_changes(
     """
     if not entries:
         return 0
-    await conn.execute(
-        insert(change_log),
-        [
-            {
-                "user_id": user_id,
-                "account_id": account_id,
-                "transaction_id": tx_id,
-                "kind": kind,
-                "created_at": now,
-            }
-            for tx_id, kind in entries
-        ],
-    )
+    rows = [
+        {
+            "user_id": user_id,
+            "account_id": account_id,
+            "transaction_id": tx_id,
+            "kind": kind,
+            "created_at": now,
+        }
+        for tx_id, kind in entries
+    ]
+    if conn.dialect.name == "postgresql":
+        # One statement; rows come out of unnest in order, so seq follows ``entries``.
+        names = list(rows[0])
+        await conn.execute(
+            insert(change_log).from_select(names, unnest_select(change_log, names, rows))
+        )
+    else:
+        await conn.execute(insert(change_log), rows)
     return len(entries)
 
 

@@ -24,7 +24,7 @@ from dashtam_core.errors import ValidationError
 from dashtam_core.ports.provider import ProviderTransaction
 from dashtam_core.result import Err, Ok, Result
 from dashtam_core.sync.changes import ADDED, MODIFIED, REMOVED, lock_change_feed, write_changes
-from dashtam_core.sync.identity import invalid, transaction_hash, validate_transactions
+from dashtam_core.sync.identity import checked_transactions, invalid
 from dashtam_core.sync.outbox import write_events
 from dashtam_core.sync.reconcile import Candidate, Match, MatchRules, match_pending
 from dashtam_core.sync.upsert import (
@@ -151,16 +151,6 @@ async def _reconcile(
     return matches
 
 
-def _dedupe(records: Sequence[ProviderTransaction]) -> list[tuple[ProviderTransaction, str]]:
-    seen: set[str] = set()
-    out: list[tuple[ProviderTransaction, str]] = []
-    for r in records:
-        if r.dedupe_key not in seen:
-            seen.add(r.dedupe_key)
-            out.append((r, transaction_hash(r)))
-    return out
-
-
 async def ingest_transactions(
     conn: AsyncConnection,
     *,
@@ -175,10 +165,12 @@ async def ingest_transactions(
 ) -> Result[TransactionCounts, ValidationError]:
     """Store one account's transactions: the whole transactions stage in the caller's transaction.
 
-    Steps: validate every record (any defect rejects the whole answer, nothing written); upsert in
-    batches of ``batch_size`` (one pre-select + one multi-row upsert each); settle pending rows
-    (see :mod:`dashtam_core.sync.reconcile`); when ``authoritative`` and ``window`` is given,
-    mark live rows dated in the window that the answer no longer contains as removed; append
+    Steps: validate every record (any defect rejects the whole answer, nothing written); take the
+    user's change-feed lock; read the stored state of every key (one set-based query per 20k
+    keys); upsert what changed in batches of ``batch_size`` (one multi-row statement each);
+    settle pending rows (see :mod:`dashtam_core.sync.reconcile`); when ``authoritative`` and
+    ``window`` is given, mark live rows dated in the window that the answer no longer contains
+    as removed (an empty answer removes nothing: sync.md rule 10); append
     change-log entries for exactly the rows that changed; write ``TransactionsChanged`` and one
     ``PendingTransactionPosted`` per match to the outbox when anything changed.
 
@@ -197,14 +189,13 @@ async def ingest_transactions(
     Returns:
         ``Ok(TransactionCounts)`` or ``Err(ValidationError)`` naming the bad fields.
     """
-    problems = validate_transactions(list(records))
+    problems, pairs = checked_transactions(records)
     if problems:
         return Err(invalid(problems, "transactions"))
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     now = now or datetime.now(UTC)
     rules = rules or MatchRules()
-    pairs = _dedupe(records)
     await lock_change_feed(conn, user_id)
 
     existing = await stored_state(conn, account_id, [r.dedupe_key for r, _ in pairs])
@@ -218,7 +209,7 @@ async def ingest_transactions(
     matches = await _reconcile(conn, account_id, written, rules, now)
 
     withdrawn: list[UUID] = []
-    if authoritative and window is not None:
+    if authoritative and window is not None and pairs:
         seen = {r.dedupe_key for r, _ in pairs}
         withdrawn = await missing_in_window(conn, account_id, window.start, window.end, seen)
         await mark_removed(conn, withdrawn, reason=WITHDRAWN, now=now)

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import holding_snapshots, holdings
@@ -177,7 +177,7 @@ async def snapshot_holdings(
     if rows:
         ins = insert_for(conn, h)
         set_: dict[str, Any] = {c: ins.excluded[c] for c in _CONTENT}
-        set_.update(updated_at=ins.excluded.updated_at, closed_at=None)
+        set_.update(updated_at=ins.excluded.updated_at, closed_at=null())
         stmt = ins.on_conflict_do_update(
             index_elements=[h.c.account_id, h.c.instrument_id],
             set_=set_,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -85,45 +86,53 @@ def holding_hash(record: ProviderHolding) -> str:
 
 
 def _check_decimal(
-    errors: list[FieldError], where: str, value: object, *, required: bool = False
+    errors: list[FieldError], p: str, name: str, value: object, *, required: bool = False
 ) -> None:
     if value is None:
         if required:
-            errors.append(FieldError(where, "missing", "a decimal value is required"))
+            errors.append(FieldError(f"{p}.{name}", "missing", "a decimal value is required"))
         return
     if not isinstance(value, Decimal) or not value.is_finite():
-        errors.append(FieldError(where, "not_decimal", f"expected a finite Decimal, got {value!r}"))
+        errors.append(
+            FieldError(f"{p}.{name}", "not_decimal", f"expected a finite Decimal: {value!r}")
+        )
 
 
-def _check_currency(errors: list[FieldError], where: str, value: object) -> None:
+def _check_currency(errors: list[FieldError], p: str, name: str, value: object) -> None:
     if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-        errors.append(FieldError(where, "invalid_currency", f"not an ISO 4217 code: {value!r}"))
+        errors.append(
+            FieldError(f"{p}.{name}", "invalid_currency", f"not an ISO 4217 code: {value!r}")
+        )
 
 
-def _check_key(errors: list[FieldError], where: str, value: object) -> None:
+def _check_key(errors: list[FieldError], p: str, name: str, value: object) -> None:
     if not isinstance(value, str) or not value or len(value) > _MAX_KEY:
-        errors.append(FieldError(where, "invalid_key", f"1-{_MAX_KEY} characters required"))
+        errors.append(FieldError(f"{p}.{name}", "invalid_key", f"1-{_MAX_KEY} characters required"))
 
 
 def _check_aware(
-    errors: list[FieldError], where: str, value: object, *, required: bool = False
+    errors: list[FieldError], p: str, name: str, value: object, *, required: bool = False
 ) -> None:
     if value is None and required:
-        errors.append(FieldError(where, "missing", "a timestamp is required"))
+        errors.append(FieldError(f"{p}.{name}", "missing", "a timestamp is required"))
     elif value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-        errors.append(FieldError(where, "naive_datetime", "a timezone-aware datetime is required"))
+        errors.append(
+            FieldError(f"{p}.{name}", "naive_datetime", "a timezone-aware datetime is required")
+        )
 
 
-def _check_text(errors: list[FieldError], where: str, value: object) -> None:
+def _check_text(errors: list[FieldError], p: str, name: str, value: object) -> None:
     if not isinstance(value, str):
-        errors.append(FieldError(where, "invalid", "a string is required"))
+        errors.append(FieldError(f"{p}.{name}", "invalid", "a string is required"))
 
 
-def _check_enum(errors: list[FieldError], where: str, value: object, enum: type) -> None:
+def _check_enum(errors: list[FieldError], p: str, name: str, value: object, enum: type) -> None:
+    if type(value) is enum:
+        return
     try:
         enum(value)
     except ValueError:
-        errors.append(FieldError(where, "invalid_choice", f"unknown value {value!r}"))
+        errors.append(FieldError(f"{p}.{name}", "invalid_choice", f"unknown value {value!r}"))
 
 
 def validate_transactions(records: list[ProviderTransaction]) -> list[FieldError]:
@@ -133,36 +142,53 @@ def validate_transactions(records: list[ProviderTransaction]) -> list[FieldError
     aware ``posted_at``, non-empty keys of at most 255 characters, known type/subtype/status,
     one provider account per batch, and one content per ``dedupe_key``.
     """
+    return checked_transactions(records)[0]
+
+
+def checked_transactions(
+    records: Sequence[ProviderTransaction],
+) -> tuple[list[FieldError], list[tuple[ProviderTransaction, str]]]:
+    """Validate and hash in one pass.
+
+    Returns:
+        The problems, and (when there are none) each distinct record once with its content
+        hash, in first-seen order (identical repeats collapse).
+    """
     errors: list[FieldError] = []
     seen: dict[str, str] = {}
+    unique: list[tuple[ProviderTransaction, str]] = []
     accounts = {r.provider_account_id for r in records}
     if len(accounts) > 1:
         errors.append(FieldError("provider_account_id", "mixed_accounts", "one account per batch"))
     for i, r in enumerate(records):
         p = f"transactions[{i}]"
-        _check_key(errors, f"{p}.dedupe_key", r.dedupe_key)
-        _check_key(errors, f"{p}.provider_transaction_id", r.provider_transaction_id)
+        _check_key(errors, p, "dedupe_key", r.dedupe_key)
+        _check_key(errors, p, "provider_transaction_id", r.provider_transaction_id)
         if not isinstance(r.date, date) or isinstance(r.date, datetime):
             errors.append(FieldError(f"{p}.date", "invalid_date", "a calendar date is required"))
-        _check_aware(errors, f"{p}.posted_at", r.posted_at)
-        _check_decimal(errors, f"{p}.amount", r.amount, required=True)
-        _check_decimal(errors, f"{p}.fees", r.fees)
-        _check_currency(errors, f"{p}.currency", r.currency)
-        _check_text(errors, f"{p}.description", r.description)
-        _check_enum(errors, f"{p}.type", r.type, TransactionType)
-        _check_enum(errors, f"{p}.subtype", r.subtype, TransactionSubtype)
-        _check_enum(errors, f"{p}.status", r.status, TransactionStatus)
+        _check_aware(errors, p, "posted_at", r.posted_at)
+        _check_decimal(errors, p, "amount", r.amount, required=True)
+        _check_decimal(errors, p, "fees", r.fees)
+        _check_currency(errors, p, "currency", r.currency)
+        _check_text(errors, p, "description", r.description)
+        _check_enum(errors, p, "type", r.type, TransactionType)
+        _check_enum(errors, p, "subtype", r.subtype, TransactionSubtype)
+        _check_enum(errors, p, "status", r.status, TransactionStatus)
         if r.security is not None:
-            _check_decimal(errors, f"{p}.security.quantity", r.security.quantity)
-            _check_decimal(errors, f"{p}.security.price", r.security.price)
+            _check_decimal(errors, p, "security.quantity", r.security.quantity)
+            _check_decimal(errors, p, "security.price", r.security.price)
         if errors:
             continue
         digest = transaction_hash(r)
-        if seen.setdefault(r.dedupe_key, digest) != digest:
+        known = seen.get(r.dedupe_key)
+        if known is None:
+            seen[r.dedupe_key] = digest
+            unique.append((r, digest))
+        elif known != digest:
             errors.append(
                 FieldError(f"{p}.dedupe_key", "duplicate_key", "two different records share a key")
             )
-    return errors
+    return errors, ([] if errors else unique)
 
 
 def validate_holdings(records: list[ProviderHolding]) -> list[FieldError]:
@@ -171,18 +197,18 @@ def validate_holdings(records: list[ProviderHolding]) -> list[FieldError]:
     seen: set[str] = set()
     for i, h in enumerate(records):
         p = f"holdings[{i}]"
-        _check_key(errors, f"{p}.instrument_id", h.instrument_id)
-        _check_key(errors, f"{p}.symbol", h.symbol)
-        _check_decimal(errors, f"{p}.quantity", h.quantity, required=True)
-        _check_decimal(errors, f"{p}.price", h.price)
-        _check_decimal(errors, f"{p}.market_value", h.market_value)
+        _check_key(errors, p, "instrument_id", h.instrument_id)
+        _check_key(errors, p, "symbol", h.symbol)
+        _check_decimal(errors, p, "quantity", h.quantity, required=True)
+        _check_decimal(errors, p, "price", h.price)
+        _check_decimal(errors, p, "market_value", h.market_value)
         if h.cost_basis is not None:
-            _check_decimal(errors, f"{p}.cost_basis.total", h.cost_basis.total)
-            _check_decimal(errors, f"{p}.cost_basis.per_unit", h.cost_basis.per_unit)
-            _check_enum(errors, f"{p}.cost_basis.reported", h.cost_basis.reported, CostBasisUnit)
-        _check_currency(errors, f"{p}.currency", h.currency)
-        _check_enum(errors, f"{p}.asset_type", h.asset_type, AssetType)
-        _check_aware(errors, f"{p}.as_of", h.as_of, required=True)
+            _check_decimal(errors, p, "cost_basis.total", h.cost_basis.total)
+            _check_decimal(errors, p, "cost_basis.per_unit", h.cost_basis.per_unit)
+            _check_enum(errors, p, "cost_basis.reported", h.cost_basis.reported, CostBasisUnit)
+        _check_currency(errors, p, "currency", h.currency)
+        _check_enum(errors, p, "asset_type", h.asset_type, AssetType)
+        _check_aware(errors, p, "as_of", h.as_of, required=True)
         if h.instrument_id in seen:
             errors.append(
                 FieldError(f"{p}.instrument_id", "duplicate_key", "instrument listed twice")
@@ -198,6 +224,7 @@ def invalid(errors: list[FieldError], what: str) -> ValidationError:
 
 
 __all__ = [
+    "checked_transactions",
     "holding_hash",
     "invalid",
     "transaction_hash",

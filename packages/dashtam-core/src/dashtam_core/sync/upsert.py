@@ -28,7 +28,17 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import String, and_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -36,6 +46,7 @@ from dashtam_core.adapters.sqlalchemy.tables_data import transactions
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.errors import ConfigurationError
 from dashtam_core.ports.provider import ProviderTransaction
+from dashtam_core.sync.bulk import unnest_select
 from dashtam_core.sync.changes import ADDED, MODIFIED
 
 SETTLED = "settled"
@@ -202,14 +213,20 @@ async def upsert_batch(
     if not rows:
         return BatchResult([], len(batch))
 
+    pg = conn.dialect.name == "postgresql"
     ins = insert_for(conn, t)
+    if pg:
+        names = list(rows[0])
+        ins = ins.from_select(names, unnest_select(t, names, rows))
     set_: dict[str, Any] = {c: ins.excluded[c] for c in CONTENT_COLUMNS}
-    set_.update(updated_at=ins.excluded.updated_at, removed_at=None, removed_reason=None)
+    # No bound parameters outside VALUES (NULL and the literal are inlined): otherwise
+    # SQLAlchemy cannot page the executemany into multi-row VALUES statements.
+    set_.update(updated_at=ins.excluded.updated_at, removed_at=null(), removed_reason=null())
     stmt = ins.on_conflict_do_update(
         index_elements=[t.c.account_id, t.c.dedupe_key],
         set_=set_,
         where=and_(
-            t.c.removed_reason.is_distinct_from(SETTLED),
+            t.c.removed_reason.is_distinct_from(literal_column(f"'{SETTLED}'")),
             or_(
                 t.c.content_hash.is_distinct_from(ins.excluded.content_hash),
                 t.c.removed_at.is_not(None),
@@ -218,9 +235,11 @@ async def upsert_batch(
     ).returning(t.c.id, t.c.dedupe_key)
     proposed = {r["dedupe_key"]: r for r in rows}
     written: list[Written] = []
-    # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" sends multi-row VALUES pages
-    # from one cached compilation (a literal multi-row .values() recompiles every batch).
-    for tx_id, key in await conn.execute(stmt, rows):
+    # PostgreSQL: one INSERT ... SELECT FROM unnest(arrays). SQLite: executemany + RETURNING,
+    # which SQLAlchemy's "insertmanyvalues" pages into multi-row VALUES statements from one
+    # cached compilation (a literal multi-row .values() would recompile every batch).
+    result = await conn.execute(stmt) if pg else await conn.execute(stmt, rows)
+    for tx_id, key in result:
         row = proposed[key]
         kind = ADDED if tx_id == row["id"] or key in revived else MODIFIED
         written.append(Written(tx_id, kind, row["status"], row["date"]))

@@ -55,9 +55,7 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_retry_after: float = 30.0
     statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-    methods: frozenset[str] = field(
-        default=frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-    )
+    methods: frozenset[str] = field(default=frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}))
 
     def __post_init__(self) -> None:
         if self.attempts < 1:

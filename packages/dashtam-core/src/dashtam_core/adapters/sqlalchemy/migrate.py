@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -70,24 +72,28 @@ def heads() -> list[str]:
 MIGRATION_LOCK_KEY = 0x64617368_74616D  # "dashtam"
 
 
+#: Alembic keeps its running context in module globals, so one process runs one command at a time.
+_PROCESS_LOCK = threading.Lock()
+
+
 async def _run(
     database_url: str | URL, action: str, revision: str, *, only_if_behind: bool = False
 ) -> bool:
-    """Run one Alembic command in one transaction, serialized across processes.
+    """Run one Alembic command in one transaction, serialized within and across processes.
 
-    PostgreSQL takes a transaction-scoped advisory lock; SQLite's ``BEGIN IMMEDIATE`` (see
-    :mod:`.engine`) holds the write lock. With ``only_if_behind`` the current revision is read
-    under that lock, so concurrent starters migrate once.
+    The command runs in a worker thread with its own event loop, under a process-wide lock
+    (Alembic's context is global). Across processes, PostgreSQL takes a transaction-scoped
+    advisory lock and SQLite's ``BEGIN IMMEDIATE`` (see :mod:`.engine`) holds the write lock.
+    With ``only_if_behind`` the current revision is read under those locks, so concurrent
+    starters migrate once.
     """
     cfg = alembic_config(database_url)
     targets = heads() if only_if_behind else []
-    engine = create_engine(database_url)
 
     def _apply(connection: Connection) -> bool:
         if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
         if only_if_behind:
             at = sorted(MigrationContext.configure(connection).get_current_heads())
             if at == targets:
@@ -99,11 +105,19 @@ async def _run(
             command.downgrade(cfg, revision)
         return True
 
-    try:
-        async with engine.begin() as conn:
-            return await conn.run_sync(_apply)
-    finally:
-        await engine.dispose()
+    async def _in_own_loop() -> bool:
+        engine = create_engine(database_url)
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(_apply)
+        finally:
+            await engine.dispose()
+
+    def _serialized() -> bool:
+        with _PROCESS_LOCK:
+            return asyncio.run(_in_own_loop())
+
+    return await asyncio.to_thread(_serialized)
 
 
 async def upgrade(database_url: str | URL, revision: str = "heads") -> None:

@@ -190,10 +190,6 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name="pk_change_log"),
         sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_change_log_user_id_users", ondelete="CASCADE"
-        ),
-        _account_fk("change_log"),
-        sa.ForeignKeyConstraint(
             ["transaction_id"],
             ["transactions.id"],
             name="fk_change_log_transaction_id_transactions",
