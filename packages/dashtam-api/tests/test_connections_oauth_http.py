@@ -98,12 +98,18 @@ async def test_browser_flow_connects_and_syncs(served: Any) -> None:
     assert conn["auth_expires_at"] is not None and conn["last_synced_at"] is not None
 
     accounts = (await served.client.get("/api/v1/accounts", headers=headers)).json()["data"]
-    balances = sorted((a["balance"]["current"], a["balance"]["available"]) for a in accounts)
-    assert balances == [("12668.80", "1310.42"), ("18517.92", "2487.15")]
+    balances = sorted(
+        (Decimal(a["balance"]["current"]), Decimal(a["balance"]["available"])) for a in accounts
+    )
+    # Schwab sends JSON numbers: 12668.8 stays "12668.8" (exact as given).
+    assert balances == [
+        (Decimal("12668.80"), Decimal("1310.42")),
+        (Decimal("18517.92"), Decimal("2487.15")),
+    ]
     holdings = (await served.client.get("/api/v1/holdings", headers=headers)).json()["data"]
     assert len(holdings) == 6
     assert "SWVXX" in {h["symbol"] for h in holdings}
-    margin = next(a for a in accounts if a["balance"]["current"] == "18517.92")
+    margin = next(a for a in accounts if Decimal(a["balance"]["current"]) == Decimal("18517.92"))
     txs = await served.client.get(
         "/api/v1/transactions",
         params={"account_id": margin["id"], "start": "2025-04-01", "end": "2025-04-24"},

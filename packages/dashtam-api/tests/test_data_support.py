@@ -113,7 +113,12 @@ class Served:
 
 @asynccontextmanager
 async def serve(
-    database_url: str, tmp_path: Path, *, redis_url: str | None = None, **overrides: Any
+    database_url: str,
+    tmp_path: Path,
+    *,
+    redis_url: str | None = None,
+    app_state: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Served]:
     """Serve the app (sandbox mode) with uvicorn on a free port until the block ends."""
     port = free_port()
@@ -132,6 +137,8 @@ async def serve(
     )
     generate_all_keys(settings.secret_dir)  # `dashtam keys generate` (needed off SQLite)
     app = create_app(settings)
+    for key, value in (app_state or {}).items():
+        setattr(app.state, key, value)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
     )
@@ -150,3 +157,8 @@ async def serve(
         await close_runtime(app)
         server.should_exit = True
         await task
+        # The security kit's Redis rate limiter is not closed by the app's lifespan (yet).
+        kit = getattr(app.state, "security", None)
+        closer = getattr(getattr(kit, "rate_limiter", None), "aclose", None)
+        if closer is not None:
+            await closer()

@@ -207,10 +207,11 @@ async def test_acceptance_flow(
 
     runner = CliRunner()
     made = await asyncio.to_thread(
-        runner.invoke, cli,
+        runner.invoke,
+        cli,
         ["users", "create", "root@example.com", "--admin", "--verified", "--password-stdin"],
         input=PASSWORD + "\n",
-    )  # fmt: skip
+    )
     assert made.exit_code == 0, made.output
     admin = await client.post(
         "/api/v1/sessions", json={"email": "root@example.com", "password": PASSWORD}
@@ -233,9 +234,10 @@ async def test_acceptance_flow(
     assert roles.json()["roles"] == ["user", "auditor"]
     assert (await client.get("/api/v1/users/me", headers=_bearer(user_token))).status_code == 401
     trail = await client.get(
-        "/api/v1/admin/audit-events", params={"action": "session.login"},
+        "/api/v1/admin/audit-events",
+        params={"action": "session.login"},
         headers=_bearer(admin_token),
-    )  # fmt: skip
+    )
     assert trail.status_code == 200
     outcomes = {e["outcome"] for e in trail.json()["data"]}
     assert outcomes == {"success", "failure"}

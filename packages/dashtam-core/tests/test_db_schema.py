@@ -246,17 +246,19 @@ async def test_audit_events_are_append_only(uow_factory: SqlAlchemyUnitOfWorkFac
 
 
 async def test_casbin_rule_standard_layout(uow_factory: SqlAlchemyUnitOfWorkFactory) -> None:
+    # Later migrations may seed policies; only look at the rows written here.
     async with uow_factory() as uow:
         await uow.connection.execute(
             insert(casbin_rule),
             [
-                {"ptype": "p", "v0": "user", "v1": "/api/v1/accounts", "v2": "GET"},
-                {"ptype": "g", "v0": "admin", "v1": "user", "v2": None},
+                {"ptype": "p", "v0": "test-role", "v1": "/api/v1/accounts", "v2": "GET"},
+                {"ptype": "g", "v0": "test-role", "v1": "user", "v2": None},
             ],
         )
         await uow.commit()
     async with uow_factory() as uow:
-        rows = (await uow.connection.execute(select(casbin_rule).order_by(casbin_rule.c.id))).all()
+        stmt = select(casbin_rule).where(casbin_rule.c.v0 == "test-role").order_by(casbin_rule.c.id)
+        rows = (await uow.connection.execute(stmt)).all()
         assert [r.ptype for r in rows] == ["p", "g"]
         assert rows[0].id < rows[1].id
         assert rows[1].v2 is None

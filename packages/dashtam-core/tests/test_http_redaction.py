@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import MutableMapping
+from typing import Any
 
 import httpx
 import pytest
@@ -96,7 +98,7 @@ def test_structlog_processor_masks_keys_and_values() -> None:
     registry.add(canary)
     captured: list[dict[str, object]] = []
 
-    def capture(_logger: object, _method: str, event: dict[str, object]) -> str:
+    def capture(_logger: object, _method: str, event: MutableMapping[str, Any]) -> str:
         captured.append(dict(event))
         return ""
 

@@ -37,6 +37,10 @@ SUITE = textwrap.dedent(
         def test_spec_is_valid(self):
             raise AssertionError
 
+    @pytest.mark.skip(reason="too strict")
+    class TestSkipped(ProviderUnitTests):
+        plugin_module = PLUGIN
+
     class TestHonest(ProviderUnitTests):
         plugin_module = PLUGIN
 
@@ -79,6 +83,7 @@ def test_tampering_classes_get_a_failing_integrity_item(tmp_path: Path) -> None:
         "TestSilenced",
         "TestHidden",
         "TestBareXfail",
+        "TestSkipped",
     }, outcomes
     assert set(integrity.values()) == {"failure"}
     # The honest class: its xfail override is an expected failure, the rest passes.
@@ -103,6 +108,12 @@ def test_tampered_tests_names_the_problems() -> None:
     assert "test_spec_is_valid" in problems[0]
     assert "xfail(reason=...)" in problems[0]
     assert tampered_tests(Allowed) == []
+
+    @pytest.mark.skipif(True, reason="hide it all")
+    class Skipped(ProviderUnitTests):
+        pass
+
+    assert "hides every kit test" in tampered_tests(Skipped)[0]
     assert is_kit_class(ProviderUnitTests)
     assert is_kit_class(ProviderIntegrationTests)
     assert not is_kit_class(Silenced)

@@ -152,7 +152,11 @@ async def enforce_rate_limit(
             retry_after=float(headers.get("Retry-After", "1")),
         )
     if response is not None:
-        response.headers.update(headers)
+        for name in ("RateLimit-Policy", "RateLimit"):  # several rules: a list per header
+            earlier = response.headers.get(name)
+            value = headers.get(name)
+            if value is not None:
+                response.headers[name] = f"{earlier}, {value}" if earlier else value
 
 
 def _rule_key(

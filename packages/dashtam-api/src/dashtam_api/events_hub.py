@@ -111,7 +111,7 @@ async def publish_to_redis(redis: Any, event: DomainEvent) -> bool:
     return True
 
 
-@dataclass
+@dataclass(eq=False)
 class _Subscriber:
     queue: asyncio.Queue[SseMessage | None]
 

@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
 
 
 # Plain sorted() order, as tests/test_packaging.py pins (ruff's RUF022 would group by case).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "AlpacaProvider",
     "AlpacaSettings",
     "SANDBOX_API_KEY_ID",

@@ -32,17 +32,17 @@ from dashtam_provider_chase.statement import parse_ofx_statement
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEDUPE_RULE",
-    "EXTENSIONS",
-    "SPEC",
     "ChaseProvider",
     "ChaseSettings",
+    "DEDUPE_RULE",
+    "EXTENSIONS",
     "OfxAccount",
     "OfxBalance",
     "OfxReader",
     "OfxStatement",
     "OfxStatementEnd",
     "OfxTransaction",
+    "SPEC",
     "create_provider",
     "detect_format",
     "detect_layout",

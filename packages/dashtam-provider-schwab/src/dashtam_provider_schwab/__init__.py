@@ -25,16 +25,16 @@ from dashtam_provider_schwab.settings import (
 from dashtam_provider_schwab.transactions import TRANSACTION_TYPES, map_transaction
 
 __all__ = [
+    "Fault",
     "SANDBOX_CLIENT_ID",
     "SANDBOX_CLIENT_SECRET",
     "SPEC",
-    "TRANSACTION_TYPES",
-    "Fault",
     "SandboxConfig",
     "SchwabOAuth",
     "SchwabProvider",
     "SchwabSandbox",
     "SchwabSettings",
+    "TRANSACTION_TYPES",
     "create_provider",
     "create_sandbox_app",
     "decode_json",

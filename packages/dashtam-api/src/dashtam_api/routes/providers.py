@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dashtam_api.auth import RateLimited
 from dashtam_api.deps import PluginsDep
 from dashtam_api.registry import RouteSpec
 from dashtam_api.schemas.providers import ProviderList, provider_listing
 
 
-async def list_providers(plugins: PluginsDep) -> ProviderList:
+async def list_providers(plugins: PluginsDep, _: RateLimited) -> ProviderList:
     """Installed provider plugins with auth type, capabilities, distribution and version."""
     return provider_listing(plugins.providers)
 

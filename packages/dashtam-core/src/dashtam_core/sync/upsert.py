@@ -1,20 +1,20 @@
-"""Set-based transaction writes: one pre-select and one multi-row upsert per batch.
+"""Set-based transaction writes: one state read per call, one multi-row upsert per batch.
 
-PostgreSQL::
+PostgreSQL (all rows of a batch as one array per column)::
 
-    INSERT INTO transactions (...) VALUES (...), (...), ...
+    INSERT INTO transactions (...) SELECT ... FROM unnest($1::uuid[], $2::text[], ...) AS src(...)
     ON CONFLICT (account_id, dedupe_key) DO UPDATE SET ...
     WHERE transactions.removed_reason IS DISTINCT FROM 'settled'
       AND (transactions.content_hash IS DISTINCT FROM excluded.content_hash
            OR transactions.removed_at IS NOT NULL)
     RETURNING id, dedupe_key
 
-SQLite renders the same statement with ``IS NOT``. Rows whose stored hash already equals the
-record's are filtered out before the statement (the pre-select reads the batch's keys in one
-query), so an identical re-sync runs the pre-select only and writes nothing; the ``WHERE`` clause
-keeps the statement correct even when a concurrent writer got there first. Each VALUES row
-carries a fresh UUIDv7: when RETURNING gives that id back the row was inserted, otherwise the
-existing row was updated (this works the same on both databases; ``xmax = 0`` is not needed).
+SQLite: the same upsert (``IS NOT``) as multi-row ``VALUES`` pages. :func:`stored_state` reads
+the content hash of every key first, so records whose stored hash already matches never reach the
+statement: an identical re-sync only reads and writes nothing. The ``WHERE`` clause keeps the
+statement correct even if a concurrent writer got there first. Each row carries a fresh UUIDv7:
+when RETURNING gives that id back the row was inserted, otherwise the existing row was updated
+(the same on both databases; ``xmax = 0`` is not needed).
 
 A row the provider withdrew (``removed_reason = 'withdrawn'``) that comes back is revived and
 reported ``added``; a pending row settled by its posted row (``'settled'``) is frozen forever.
@@ -253,7 +253,10 @@ async def mark_removed(
     for i in range(0, len(ids), _IN_CHUNK):
         await conn.execute(
             update(transactions)
-            .where(transactions.c.id.in_(list(ids[i : i + _IN_CHUNK])))
+            .where(
+                transactions.c.id.in_(list(ids[i : i + _IN_CHUNK])),
+                transactions.c.removed_at.is_(None),
+            )
             .values(removed_at=now, removed_reason=reason, updated_at=now)
         )
 
@@ -281,9 +284,9 @@ __all__ = [
     "SETTLED",
     "WITHDRAWN",
     "BatchResult",
+    "Stored",
     "Written",
     "insert_for",
-    "Stored",
     "mark_removed",
     "missing_in_window",
     "stored_state",

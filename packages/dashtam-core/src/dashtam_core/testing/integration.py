@@ -102,16 +102,16 @@ class ProviderIntegrationTests(KitBase):
 
     async def _transactions(
         self, provider: Any, credentials: Credentials, start: date, end: date
-    ) -> tuple[list[ProviderTransaction], int]:
+    ) -> tuple[list[ProviderTransaction], list[RawPayload]]:
         records: list[ProviderTransaction] = []
-        pages = 0
+        pages: list[RawPayload] = []
         for account in await self._accounts(provider, credentials):
             account_id = account.provider_account_id
             fetched = _ok(
                 await provider.fetch_transactions(credentials, account_id, start, end),
                 f"fetch_transactions({account_id})",
             )
-            pages += len(fetched.raw)
+            pages.extend(fetched.raw)
             for txn in fetched.records:
                 assert txn.provider_account_id == account_id, (
                     f"{txn.provider_transaction_id} came back under {txn.provider_account_id}"
@@ -166,8 +166,9 @@ class ProviderIntegrationTests(KitBase):
         """Every transaction is dated inside the window, typed, signed and Decimal."""
         self._require(Capability.TRANSACTIONS, Capability.INVESTMENT_TRANSACTIONS)
         start, end = window
-        records, _ = await self._transactions(provider_under_test, credentials, start, end)
+        records, pages = await self._transactions(provider_under_test, credentials, start, end)
         assert records, "the sandbox must return transactions inside the window"
+        _check_raw(pages, credentials, "fetch_transactions")
         for txn in records:
             assert start <= txn.date <= end, (
                 f"{txn.provider_transaction_id} dated {txn.date} is outside {start}..{end}"
@@ -203,8 +204,8 @@ class ProviderIntegrationTests(KitBase):
         )
         if self.expected_transaction_count is not None:
             assert len(whole) == self.expected_transaction_count
-        assert pages >= self.min_transaction_pages, (
-            f"{pages} raw pages; expected at least {self.min_transaction_pages}"
+        assert len(pages) >= self.min_transaction_pages, (
+            f"{len(pages)} raw pages; expected at least {self.min_transaction_pages}"
         )
 
     # -- holdings ---------------------------------------------------------------------

@@ -5,7 +5,8 @@ deriving from a kit base class (:class:`~dashtam_core.testing.ProviderUnitTests`
 :class:`~dashtam_core.testing.ProviderIntegrationTests`,
 :class:`~dashtam_core.testing.StatementParserTests`) may override a kit ``test_*`` method only
 when the override is marked ``@pytest.mark.xfail(reason=...)``. Any other override (including
-``test_x = None`` to hide a test) adds a failing ``kit-integrity`` item to the run.
+``test_x = None`` to hide a test, or a class-level ``skip``/``skipif`` mark) adds a failing
+``kit-integrity`` item to the run.
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ def tampered_tests(cls: type) -> list[str]:
     """Names of kit tests ``cls`` overrides without ``xfail(reason=...)``, with a why."""
     problems: list[str] = []
     seen: set[str] = set()
+    for klass in cls.__mro__:
+        if is_kit_class(klass):
+            break
+        marks = klass.__dict__.get("pytestmark", [])
+        for mark in marks if isinstance(marks, list) else [marks]:
+            if getattr(mark, "name", "") in {"skip", "skipif"}:
+                problems.append(
+                    f"@pytest.mark.{mark.name} on {klass.__name__} hides every kit test "
+                    "(mark single tests xfail(reason=...) instead)"
+                )
     for base, name, _original in _kit_tests(cls):
         if name in seen:
             continue

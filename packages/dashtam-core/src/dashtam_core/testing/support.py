@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings
 from dashtam_core.domain.connection import AuthType
 from dashtam_core.plugins.manager import ENTRY_POINT_GROUP
 from dashtam_core.plugins.spec import ProviderSpec
-from dashtam_core.ports.provider import CAPABILITY_METHODS, Capability, Credentials
+from dashtam_core.ports.provider import CAPABILITY_METHODS, Credentials
 
 ISO_CURRENCY = re.compile(r"^[A-Z]{3}$")
 FETCH_METHODS = ("fetch_accounts", "fetch_holdings", "fetch_transactions")
@@ -212,7 +212,6 @@ class KitBase:
 __all__ = [
     "FETCH_METHODS",
     "ISO_CURRENCY",
-    "Capability",
     "Handler",
     "KitBase",
     "canary",

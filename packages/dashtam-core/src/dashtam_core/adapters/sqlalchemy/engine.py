@@ -11,6 +11,7 @@ Plain ``sqlite://`` and ``postgresql://`` / ``postgres://`` URLs get the async d
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,18 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # Let SQLAlchemy (not the driver) decide where transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # busy_timeout first: switching to WAL needs a lock another connection may hold.
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            # WAL is persistent in the file, so this runs once per database. Switching needs
+            # an exclusive lock and SQLite may refuse at once (no busy wait) while another
+            # connection opens the file; then a later connection makes the switch.
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
