@@ -32,7 +32,9 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [UV, "build", "--all-packages", "--wheel", "-o", str(out), "--quiet"],
-        cwd=ROOT, check=True, timeout=300,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
     )
     found = {p.name.split("-0")[0].replace("_", "-"): p for p in out.glob("*.whl")}
     return found
@@ -62,16 +64,24 @@ def test_core_wheel_ships_migrations(wheels: dict[str, Path]) -> None:
 
 
 @pytest.mark.slow
-def test_core_installs_and_imports_without_fastapi(
-    wheels: dict[str, Path], tmp_path: Path
-) -> None:
+def test_core_installs_and_imports_without_fastapi(wheels: dict[str, Path], tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     py = venv / "bin" / "python"
     subprocess.run(
-        [UV, "pip", "install", "--quiet", "--python", str(py), str(wheels["dashtam-core"]),
-         str(wheels["dashtam-provider-chase"])],
-        check=True, timeout=600, env={**os.environ, "VIRTUAL_ENV": str(venv)},
+        [
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(py),
+            str(wheels["dashtam-core"]),
+            str(wheels["dashtam-provider-chase"]),
+        ],
+        check=True,
+        timeout=600,
+        env={**os.environ, "VIRTUAL_ENV": str(venv)},
     )
     code = (
         "import sys, dashtam_core, dashtam_core.sync, dashtam_core.adapters.sqlalchemy.migrate\n"
@@ -91,13 +101,38 @@ def test_entry_point_resolves_to_its_spec(slug: str) -> None:
     specs = []
     module.register_providers(register=specs.append)
     assert [s.slug for s in specs] == [slug]
-    assert ep.dist is not None and ep.dist.name == f"dashtam-provider-{slug}"
+    assert ep.dist is not None
+    assert ep.dist.name == f"dashtam-provider-{slug}"
 
 
 PINNED_ALL = {
-    "dashtam_core": ["DashtamError", "Err", "Money", "Ok", "Result", "__version__"],
-    "dashtam_api": ["ApiSettings", "ProblemDetails", "RouteRegistry", "RouteSpec", "__version__",
-                    "create_app"],
+    "dashtam_core": [
+        "Capability",
+        "CoreSettings",
+        "Credentials",
+        "DashtamError",
+        "Err",
+        "LoadedPlugins",
+        "Money",
+        "Ok",
+        "ParsedStatement",
+        "ProviderAccount",
+        "ProviderHolding",
+        "ProviderSpec",
+        "ProviderTransaction",
+        "Result",
+        "__version__",
+        "build_plugin_manager",
+        "uuid7",
+    ],
+    "dashtam_api": [
+        "ApiSettings",
+        "ProblemDetails",
+        "RouteRegistry",
+        "RouteSpec",
+        "__version__",
+        "create_app",
+    ],
 }
 
 
@@ -111,9 +146,22 @@ def test_public_api_is_pinned_and_sorted(module_name: str) -> None:
         assert hasattr(module, name)
 
 
-@pytest.mark.parametrize("pkg", ["dashtam_provider_schwab", "dashtam_provider_alpaca",
-                                 "dashtam_provider_chase"])
+@pytest.mark.parametrize(
+    "pkg", ["dashtam_provider_schwab", "dashtam_provider_alpaca", "dashtam_provider_chase"]
+)
 def test_provider_packages_export_a_sorted_all(pkg: str) -> None:
     module = importlib.import_module(pkg)
     assert list(module.__all__) == sorted(module.__all__)
     assert module.__all__, f"{pkg} exports nothing"
+
+
+def test_import_dashtam_core_is_light() -> None:
+    """``import dashtam_core`` loads no SQLAlchemy, pydantic-settings or HTTP client."""
+    code = (
+        "import sys, dashtam_core\n"
+        "heavy = [m for m in ('sqlalchemy', 'pydantic_settings', 'httpx', 'fastapi') "
+        "if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -27,7 +27,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -75,12 +76,14 @@ async def test_connect_sync_and_read_to_the_cent(served: Any) -> None:
     _, headers = await served.user()
     created = await _connect(served, headers)
     conn = created["connection"]
-    assert conn["status"] == "active" and conn["provider"] == "alpaca"
+    assert conn["status"] == "active"
+    assert conn["provider"] == "alpaca"
     assert "credentials" not in conn
 
     sync = await served.client.get(f"/api/v1/syncs/{created['sync_id']}", headers=headers)
     counts = sync.json()["counts"]
-    assert counts["accounts"] == 1 and counts["holdings"] == 3
+    assert counts["accounts"] == 1
+    assert counts["holdings"] == 3
     assert counts["transactions_added"] == 11
 
     accounts = (await served.client.get("/api/v1/accounts", headers=headers)).json()["data"]
@@ -103,9 +106,7 @@ async def test_connect_sync_and_read_to_the_cent(served: Any) -> None:
         assert Decimal(h["cost_basis"]["per_unit"]) * Decimal(h["quantity"]) == total
     assert sum(Decimal(h["market_value"]) for h in holdings) == Decimal("10661.85")
 
-    txs = (
-        await served.client.get("/api/v1/transactions?limit=500", headers=headers)
-    ).json()
+    txs = (await served.client.get("/api/v1/transactions?limit=500", headers=headers)).json()
     assert txs["next_cursor"] is None
     assert len(txs["data"]) == 11
     assert sum(Decimal(t["amount"]) for t in txs["data"]) == Decimal("2610.24")
@@ -131,7 +132,8 @@ async def test_connect_sync_and_read_to_the_cent(served: Any) -> None:
     )
     assert history.status_code == 200
     points = history.json()["data"]
-    assert points and points[-1]["current"] == "13272.09"
+    assert points
+    assert points[-1]["current"] == "13272.09"
     worth = (await served.client.get("/api/v1/net-worth", headers=headers)).json()
     assert worth["currency"] == "USD"
     assert worth["data"][-1]["net_worth"] == "13272.09"
@@ -151,7 +153,8 @@ async def test_second_sync_adds_nothing_and_running_sync_is_reused(served: Any) 
     conn_id = created["connection"]["id"]
     changes = await served.client.get("/api/v1/transactions/changes", headers=headers)
     first = changes.json()
-    assert len(first["added"]) == 11 and first["has_more"] is False
+    assert len(first["added"]) == 11
+    assert first["has_more"] is False
 
     r = await served.client.post(f"/api/v1/connections/{conn_id}/syncs", headers=headers)
     assert r.status_code == 202, r.text
@@ -170,5 +173,7 @@ async def test_second_sync_adds_nothing_and_running_sync_is_reused(served: Any) 
         "/api/v1/transactions/changes", params={"cursor": first["next_cursor"]}, headers=headers
     )
     body = later.json()
-    assert body["added"] == [] and body["modified"] == [] and body["removed"] == []
+    assert body["added"] == []
+    assert body["modified"] == []
+    assert body["removed"] == []
     assert body["next_cursor"] == first["next_cursor"]

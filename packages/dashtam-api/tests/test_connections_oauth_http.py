@@ -31,7 +31,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -95,7 +96,8 @@ async def test_browser_flow_connects_and_syncs(served: Any) -> None:
     conn_id = started["connection"]["id"]
     conn = (await served.client.get(f"/api/v1/connections/{conn_id}", headers=headers)).json()
     assert conn["status"] == "active"
-    assert conn["auth_expires_at"] is not None and conn["last_synced_at"] is not None
+    assert conn["auth_expires_at"] is not None
+    assert conn["last_synced_at"] is not None
 
     accounts = (await served.client.get("/api/v1/accounts", headers=headers)).json()["data"]
     balances = sorted(
@@ -121,12 +123,11 @@ async def test_browser_flow_connects_and_syncs(served: Any) -> None:
 
     # The state is single use: the same callback again is refused.
     result, page = await _callback(served, location)
-    assert result == "failed" and "unknown or expired" in page
+    assert result == "failed"
+    assert "unknown or expired" in page
 
     # Repair in place: same connection id, same account ids.
-    r = await served.client.post(
-        f"/api/v1/connections/{conn_id}/reauthorizations", headers=headers
-    )
+    r = await served.client.post(f"/api/v1/connections/{conn_id}/reauthorizations", headers=headers)
     assert r.status_code == 201, r.text
     again = await _approve(served, r.json()["authorization_url"])
     result, page = await _callback(served, again)
@@ -142,7 +143,8 @@ async def test_callback_refusals(served: Any) -> None:
     _, headers = await served.user()
     # Missing state.
     result, page = await _callback(served, "/oauth/schwab/callback?code=abc")
-    assert result == "failed" and "no state" in page
+    assert result == "failed"
+    assert "no state" in page
     # Unknown state.
     result, _ = await _callback(served, "/oauth/schwab/callback?code=abc&state=forged")
     assert result == "failed"
@@ -151,7 +153,8 @@ async def test_callback_refusals(served: Any) -> None:
     result, page = await _callback(
         served, f"/oauth/alpaca/callback?code=abc&state={started['state']}"
     )
-    assert result == "failed" and "another provider" in page
+    assert result == "failed"
+    assert "another provider" in page
     # Expired state.
     engine = create_engine(served.database_url)
     try:
@@ -165,7 +168,8 @@ async def test_callback_refusals(served: Any) -> None:
         await engine.dispose()
     location = await _approve(served, started["authorization_url"])
     result, page = await _callback(served, location)
-    assert result == "failed" and "unknown or expired" in page
+    assert result == "failed"
+    assert "unknown or expired" in page
     # The provider's own error parameter is shown; the connection is marked failed.
     refused = await _start(served, headers)
     result, page = await _callback(
@@ -173,7 +177,9 @@ async def test_callback_refusals(served: Any) -> None:
         f"/oauth/schwab/callback?error=access_denied&error_description=User+said+no"
         f"&state={refused['state']}",
     )
-    assert result == "failed" and "access_denied" in page and "User said no" in page
+    assert result == "failed"
+    assert "access_denied" in page
+    assert "User said no" in page
     conn = await served.client.get(
         f"/api/v1/connections/{refused['connection']['id']}", headers=headers
     )

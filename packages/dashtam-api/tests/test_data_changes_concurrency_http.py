@@ -37,7 +37,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -94,7 +95,8 @@ async def _writer(url: str, user_id: UUID, account_id: UUID, writer: int) -> Non
                 account_id=account_id,
                 records=_records(writer, 0, amount="2.00"),
             )
-            assert isinstance(stored, Ok) and stored.value.modified == PER_BATCH
+            assert isinstance(stored, Ok)
+            assert stored.value.modified == PER_BATCH
     finally:
         await engine.dispose()
 
@@ -115,10 +117,7 @@ async def test_feed_never_skips_under_concurrent_writers(served: Any) -> None:
     latest: dict[str, str] = {}
     cursor = ""
     writers = asyncio.gather(
-        *(
-            _writer(served.database_url, user.id, accounts[w % 2], w)
-            for w in range(WRITERS)
-        )
+        *(_writer(served.database_url, user.id, accounts[w % 2], w) for w in range(WRITERS))
     )
     finished = False
     while True:

@@ -26,7 +26,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -70,7 +71,9 @@ async def _alice_data(served: Any) -> tuple[dict[str, str], dict[str, str]]:
     await served.wait_sync(headers, created["sync_id"])
     imported = await served.client.post(
         "/api/v1/imports",
-        files={"file": ("checking.qfx", (support.FIXTURES / "chase" / "checking.qfx").read_bytes())},
+        files={
+            "file": ("checking.qfx", (support.FIXTURES / "chase" / "checking.qfx").read_bytes())
+        },
         headers=headers,
     )
     assert imported.status_code == 201, imported.text
@@ -112,7 +115,8 @@ async def test_every_id_route_hides_other_users_objects(served: Any) -> None:
         assert problem["code"] == "not_found", spec.name
         missing = spec.path.replace("{id}", "01900000-0000-7000-8000-000000000000")
         r2 = await served.client.request(spec.method, missing, json=body, headers=bob)
-        assert r2.status_code == 404 and r2.json()["detail"] == problem["detail"], spec.name
+        assert r2.status_code == 404, spec.name
+        assert r2.json()["detail"] == problem["detail"], spec.name
         checked += 1
     assert checked >= 8
 
@@ -126,9 +130,12 @@ async def test_every_id_route_hides_other_users_objects(served: Any) -> None:
         "/api/v1/net-worth",
     ):
         r = await served.client.get(path, headers=bob)
-        assert r.status_code == 200 and r.json()["data"] == [], path
+        assert r.status_code == 200, path
+        assert r.json()["data"] == [], path
     changes = (await served.client.get("/api/v1/transactions/changes", headers=bob)).json()
-    assert changes["added"] == [] and changes["modified"] == [] and changes["removed"] == []
+    assert changes["added"] == []
+    assert changes["modified"] == []
+    assert changes["removed"] == []
     filtered = await served.client.get(
         "/api/v1/transactions", params={"account_id": ids["account"]}, headers=bob
     )

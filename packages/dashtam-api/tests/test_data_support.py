@@ -44,7 +44,8 @@ def load(name: str) -> ModuleType:
     if key in sys.modules:
         return sys.modules[key]
     spec = importlib.util.spec_from_file_location(key, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[key] = module
     spec.loader.exec_module(module)
@@ -92,9 +93,7 @@ class Served:
                 await uow.commit()
         finally:
             await engine.dispose()
-        r = await self.client.post(
-            "/api/v1/sessions", json={"email": email, "password": PASSWORD}
-        )
+        r = await self.client.post("/api/v1/sessions", json={"email": email, "password": PASSWORD})
         assert r.status_code == 201, r.text
         return user, {"Authorization": f"Bearer {r.json()['access_token']}"}
 

@@ -29,7 +29,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -43,9 +44,7 @@ Messages = list[dict[str, Any]]
 
 @pytest_asyncio.fixture
 async def served(migrated_url: str, tmp_path: Path) -> AsyncIterator[Any]:
-    async with support.serve(
-        migrated_url, tmp_path, app_state={"sse_heartbeat_seconds": 0.2}
-    ) as s:
+    async with support.serve(migrated_url, tmp_path, app_state={"sse_heartbeat_seconds": 0.2}) as s:
         yield s
 
 
@@ -61,9 +60,7 @@ async def read_events(
     messages: Messages = []
     comments: list[str] = []
     extra = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    async with served.client.stream(
-        "GET", "/api/v1/events", headers={**headers, **extra}
-    ) as r:
+    async with served.client.stream("GET", "/api/v1/events", headers={**headers, **extra}) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         current: dict[str, Any] = {}
@@ -125,7 +122,8 @@ async def test_live_events_resume_heartbeat_and_isolation(served: Any) -> None:
     assert "sync.progress" in kinds
     finished = next(m for m in messages if m["event"] == "sync.finished")["data"]
     assert finished["sync_id"] == r.json()["sync_id"]
-    assert finished["status"] == "succeeded" and finished["transactions_added"] == 11
+    assert finished["status"] == "succeeded"
+    assert finished["transactions_added"] == 11
     assert "user_id" not in finished
     done_import = next(m for m in messages if m["event"] == "import.finished")["data"]
     assert done_import["import_id"] == imported.json()["id"]
@@ -143,7 +141,7 @@ async def test_live_events_resume_heartbeat_and_isolation(served: Any) -> None:
     assert [m["id"] for m in rest] == ids[1:]
 
     # Bob sees none of Alice's events; an idle stream gets heartbeats.
-    bob_messages, comments = await read_events(
+    bob_messages, _comments = await read_events(
         served,
         bob,
         lambda _m, c: c.count(": ping") >= 2,

@@ -23,7 +23,8 @@ def _support() -> ModuleType:
         spec = importlib.util.spec_from_file_location(
             name, Path(__file__).with_name("test_data_support.py")
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -61,8 +62,10 @@ async def test_import_counts_dedupe_and_read_side(served: Any) -> None:
     r = await _upload(served, headers, "checking.qfx")
     assert r.status_code == 201, r.text
     first = r.json()
-    assert first["transactions_added"] == 25 and first["transactions_skipped"] == 0
-    assert len(first["accounts"]) == 1 and first["errors"] == []
+    assert first["transactions_added"] == 25
+    assert first["transactions_skipped"] == 0
+    assert len(first["accounts"]) == 1
+    assert first["errors"] == []
 
     again = await _upload(served, headers, "checking.qfx")
     assert again.status_code == 201
@@ -110,7 +113,9 @@ async def test_import_counts_dedupe_and_read_side(served: Any) -> None:
         params: dict[str, Any] = {"account_id": checking_id, "limit": 7}
         if cursor:
             params["cursor"] = cursor
-        page = (await served.client.get("/api/v1/transactions", params=params, headers=headers)).json()
+        page = (
+            await served.client.get("/api/v1/transactions", params=params, headers=headers)
+        ).json()
         seen += [t["id"] for t in page["data"]]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -127,13 +132,13 @@ async def test_import_counts_dedupe_and_read_side(served: Any) -> None:
     assert all("2025-04-01" <= t["date"] <= "2025-04-15" for t in window.json()["data"])
     search = await served.client.get("/api/v1/transactions", params={"q": "atm"}, headers=headers)
     found = search.json()["data"]
-    assert found and all(
-        "atm" in (t["description"] + (t["merchant"] or "")).lower() for t in found
-    )
+    assert found
+    assert all("atm" in (t["description"] + (t["merchant"] or "")).lower() for t in found)
     bad_cursor = await served.client.get(
         "/api/v1/transactions", params={"cursor": "not-a-cursor"}, headers=headers
     )
-    assert bad_cursor.status_code == 422 and bad_cursor.json()["code"] == "invalid_cursor"
+    assert bad_cursor.status_code == 422
+    assert bad_cursor.json()["code"] == "invalid_cursor"
 
 
 async def test_bad_file_is_refused_naming_the_place_and_writes_nothing(served: Any) -> None:
@@ -145,7 +150,8 @@ async def test_bad_file_is_refused_naming_the_place_and_writes_nothing(served: A
     problem = r.json()
     assert problem["code"] == "invalid_statement"
     assert "line" in problem["detail"]
-    assert problem["errors"] and problem["errors"][0]["field"] == "file"
+    assert problem["errors"]
+    assert problem["errors"][0]["field"] == "file"
 
     hostile = b'<?xml version="1.0"?><!DOCTYPE OFX [<!ENTITY x "y">]><OFX>&x;</OFX>'
     r = await _upload(served, headers, "evil.ofx", hostile, provider="chase")
@@ -176,4 +182,5 @@ async def test_idempotency_key_replays_and_refuses_another_body(served: Any) -> 
     bad = await _upload(served, broken, "x.qfx", b"OFXHEADER:100\n<OFX><broken")
     assert bad.status_code == 422
     ok = await _upload(served, broken, "checking.qfx")
-    assert ok.status_code == 201 and ok.json()["transactions_added"] == 25
+    assert ok.status_code == 201
+    assert ok.json()["transactions_added"] == 25

@@ -71,11 +71,23 @@ def test_disconnected_is_terminal_and_error_is_recorded() -> None:
 
 def test_cost_basis_units_and_unrealized_gain() -> None:
     cb = CostBasis.from_per_unit(Decimal("182.40"), Decimal("15"))
-    assert cb.total == Decimal("2736.00") and cb.reported is CostBasisUnit.PER_UNIT
+    assert cb.total == Decimal("2736.00")
+    assert cb.reported is CostBasisUnit.PER_UNIT
     cb2 = CostBasis.from_total(Decimal("3648.00"), Decimal("20"))
     assert cb2.per_unit == Decimal("182.4")
     short = CostBasis.from_per_unit(Decimal("10"), Decimal("-5"))
-    assert short.total == Decimal("-50") and short.per_unit == Decimal("10")
-    h = Holding(uuid7(), uuid7(), "X", "X", AssetType.EQUITY, Decimal("-5"), "USD",
-                datetime.now(UTC), cost_basis_total=Decimal("-50"), market_value=Decimal("-40"))
+    assert short.total == Decimal("-50")
+    assert short.per_unit == Decimal("10")
+    h = Holding(
+        uuid7(),
+        uuid7(),
+        "X",
+        "X",
+        AssetType.EQUITY,
+        Decimal("-5"),
+        "USD",
+        datetime.now(UTC),
+        cost_basis_total=Decimal("-50"),
+        market_value=Decimal("-40"),
+    )
     assert h.unrealized_gain == Decimal("10")  # short gained: price fell from 10 to 8

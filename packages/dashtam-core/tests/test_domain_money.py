@@ -8,8 +8,13 @@ from hypothesis import strategies as st
 
 from dashtam_core.domain.money import CurrencyMismatch, InvalidMoney, Money
 
-amounts = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=6,
-                      allow_nan=False, allow_infinity=False)
+amounts = st.decimals(
+    min_value=Decimal("-1e12"),
+    max_value=Decimal("1e12"),
+    places=6,
+    allow_nan=False,
+    allow_infinity=False,
+)
 currencies = st.sampled_from(["USD", "EUR", "JPY", "KWD"])
 
 
@@ -24,7 +29,7 @@ def test_addition_is_commutative_and_exact(a: Decimal, b: Decimal, cur: str) -> 
 def test_subtracting_self_is_zero_and_negation_inverts(a: Decimal, cur: str) -> None:
     m = Money(a, cur)
     assert (m - m).is_zero()
-    assert -(-m) == m
+    assert -m.__neg__() == m
     assert m + (-m) == Money.zero(cur)
 
 

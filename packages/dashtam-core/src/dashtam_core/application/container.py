@@ -31,6 +31,8 @@ import httpx
 from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dashtam_core.adapters.http.budget import RequestBudget
+from dashtam_core.adapters.http.client import build_provider_client
 from dashtam_core.adapters.security.vault import VAULT_KEYS_FILE, CredentialVault
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWorkFactory
@@ -44,7 +46,6 @@ from dashtam_core.sync.outbox import mark_dispatched, pending_events
 SandboxTransport = Literal["http", "asgi"]
 #: The base URL in-process (ASGI) sandboxes are addressed with; never resolved on a network.
 ASGI_SANDBOX_BASE = "http://sandbox.invalid"
-_USER_AGENT = "dashtam"
 
 
 def sandbox_prefix(slug: str) -> str:
@@ -110,6 +111,9 @@ class Container:
         bus: the message bus outbox events are published on.
         sandbox_transport: how sandboxed providers are reached (``http`` or ``asgi``).
         http_transports: per-slug transports to use instead of the network (tests, sandboxes).
+        provider_settings_overrides: slug -> settings fields applied over the environment.
+        request_budget: optional per-provider request budget shared by the HTTP clients
+            (e.g. a ``RateLimiterBudget`` on Redis shared by every worker).
     """
 
     settings: CoreSettings
@@ -121,6 +125,7 @@ class Container:
     sandbox_transport: SandboxTransport = "http"
     http_transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
     provider_settings_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_budget: RequestBudget | None = None
     _providers: dict[str, object] = field(default_factory=dict, repr=False)
     _clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)
     owns_engine: bool = field(default=True, repr=False)
@@ -224,10 +229,8 @@ class Container:
         if found is not None:
             return found
         spec = self.registered(slug).spec
-        client = httpx.AsyncClient(
-            transport=self._transport(slug),
-            headers={"User-Agent": _USER_AGENT},
-            follow_redirects=False,
+        client = build_provider_client(
+            slug, transport=self._transport(slug), budget=self.request_budget
         )
         self._clients.append(client)
         instance = spec.factory(self.provider_settings(slug), client)

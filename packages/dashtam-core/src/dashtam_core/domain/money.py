@@ -62,7 +62,7 @@ def _check_currency(code: str) -> str:
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
     """Convert an exact value to Decimal; floats are refused (they are not exact)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise InvalidMoney(f"refusing inexact value {value!r}; pass a str or Decimal")
     try:
         result = value if isinstance(value, Decimal) else Decimal(value)

@@ -57,7 +57,9 @@ EVENT_REGISTRY: dict[type[ev.DomainEvent], EventMetadata] = {
         EventCategory.CONNECTION, "connection.create", ("audit", "notify"), user_visible=True
     ),
     ev.ConnectionStatusChanged: EventMetadata(
-        EventCategory.CONNECTION, "connection.status_change", ("audit", "notify"),
+        EventCategory.CONNECTION,
+        "connection.status_change",
+        ("audit", "notify"),
         user_visible=True,
     ),
     ev.ConnectionDisconnected: EventMetadata(
@@ -71,14 +73,14 @@ EVENT_REGISTRY: dict[type[ev.DomainEvent], EventMetadata] = {
     ),
     ev.SyncStarted: EventMetadata(EventCategory.SYNC, None, ("notify",), user_visible=True),
     ev.SyncProgressed: EventMetadata(EventCategory.SYNC, None, ("notify",), user_visible=True),
-    ev.SyncFinished: EventMetadata(EventCategory.SYNC, "sync.finish", ("audit", "notify"),
-                                   user_visible=True),
-    ev.TransactionsChanged: EventMetadata(EventCategory.DATA, None, ("notify",),
-                                          user_visible=True),
-    ev.PendingTransactionPosted: EventMetadata(EventCategory.DATA, None, ("notify",),
-                                               user_visible=True),
-    ev.HoldingsSnapshotted: EventMetadata(EventCategory.DATA, None, ("notify",),
-                                          user_visible=True),
+    ev.SyncFinished: EventMetadata(
+        EventCategory.SYNC, "sync.finish", ("audit", "notify"), user_visible=True
+    ),
+    ev.TransactionsChanged: EventMetadata(EventCategory.DATA, None, ("notify",), user_visible=True),
+    ev.PendingTransactionPosted: EventMetadata(
+        EventCategory.DATA, None, ("notify",), user_visible=True
+    ),
+    ev.HoldingsSnapshotted: EventMetadata(EventCategory.DATA, None, ("notify",), user_visible=True),
     ev.StatementImported: EventMetadata(
         EventCategory.DATA, "import.create", ("audit", "notify"), user_visible=True
     ),

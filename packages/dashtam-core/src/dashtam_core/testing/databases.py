@@ -6,7 +6,9 @@ Register with ``pytest_plugins = ["dashtam_core.testing.databases"]``. Fixtures:
   (a fresh ``dashtam_test_<random>`` database created through ``DASHTAM_TEST_POSTGRES_URL``
   and dropped afterwards). Without that variable the PostgreSQL case is skipped, unless
   ``DASHTAM_TEST_REQUIRE_SERVICES=1``, which turns the skip into a failure.
-* ``migrated_url`` — ``database_url`` after ``alembic upgrade heads``.
+* ``database_kind`` — the parameter itself (``"sqlite"`` / ``"postgresql"``).
+* ``migrated_url`` — a database of its own at ``alembic upgrade heads`` (PostgreSQL: copied
+  from a template database migrated once per session, dropped at session end).
 * ``engine`` — an :class:`~sqlalchemy.ext.asyncio.AsyncEngine` on the migrated database.
 * ``uow_factory`` — a :class:`SqlAlchemyUnitOfWorkFactory` on that engine.
 
@@ -16,6 +18,7 @@ benchmarks and tests that need one outside the fixtures.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -24,6 +27,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -58,29 +63,83 @@ def postgres_url_or_skip() -> str:
     pytest.skip(reason)
 
 
+async def _execute_on_server(server_url: URL, *statements: str) -> None:
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with admin.connect() as conn:
+            for statement in statements:
+                await conn.exec_driver_sql(statement)
+    finally:
+        await admin.dispose()
+
+
+def _database_url(server_url: URL, name: str) -> str:
+    return server_url.set(database=name).render_as_string(hide_password=False)
+
+
 @asynccontextmanager
-async def make_postgres_database(server_url: str | None = None) -> AsyncIterator[str]:
+async def make_postgres_database(
+    server_url: str | None = None, *, template: str | None = None
+) -> AsyncIterator[str]:
     """Create a fresh ``dashtam_test_<random>`` database; drop it (WITH FORCE) on exit.
 
     Args:
         server_url: a URL of any database on the server (default: ``DASHTAM_TEST_POSTGRES_URL``).
+        template: copy this database (``CREATE DATABASE ... TEMPLATE``) instead of ``template1``.
 
     Yields:
         The ``postgresql+asyncpg://`` URL of the new database.
     """
     admin_url = normalize_url(server_url or os.environ[POSTGRES_URL_ENV])
     name = f"dashtam_test_{secrets.token_hex(6)}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with admin.connect() as conn:
-            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    suffix = f' TEMPLATE "{template}"' if template else ""
+    for attempt in range(50):
         try:
-            yield admin_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as conn:
-                await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _execute_on_server(admin_url, f'CREATE DATABASE "{name}"{suffix}')
+            break
+        except DBAPIError as exc:
+            # A template's last session may still be exiting on the server; wait for it.
+            if not template or "being accessed by other users" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
+    try:
+        yield _database_url(admin_url, name)
     finally:
-        await admin.dispose()
+        await _execute_on_server(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: Per-process migrated template databases, by server URL (dropped at session end).
+_TEMPLATES: dict[str, str] = {}
+
+
+async def migrated_postgres_template(server_url: str) -> str:
+    """Return the name of this process's migrated template database on ``server_url``.
+
+    It is created and upgraded to the heads once per test session, so each test's database is
+    a quick ``CREATE DATABASE ... TEMPLATE`` copy instead of a full migration.
+    """
+    name = _TEMPLATES.get(server_url)
+    if name is not None:
+        return name
+    admin_url = normalize_url(server_url)
+    name = f"dashtam_test_tmpl_{secrets.token_hex(6)}"
+    await _execute_on_server(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        await upgrade(_database_url(admin_url, name))
+    except BaseException:
+        await _execute_on_server(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        raise
+    _TEMPLATES[server_url] = name
+    return name
+
+
+async def drop_postgres_templates() -> None:
+    """Drop the template databases made by :func:`migrated_postgres_template`."""
+    while _TEMPLATES:
+        server_url, name = _TEMPLATES.popitem()
+        await _execute_on_server(
+            normalize_url(server_url), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
 
 
 def sqlite_url(path: Path) -> str:
@@ -93,27 +152,51 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres: needs PostgreSQL (DASHTAM_TEST_POSTGRES_URL)")
 
 
-@pytest_asyncio.fixture(
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this process's PostgreSQL template databases."""
+    if _TEMPLATES:
+        asyncio.run(drop_postgres_templates())
+
+
+@pytest.fixture(
     params=[
         pytest.param("sqlite", id="sqlite"),
         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
     ]
 )
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """``"sqlite"`` or ``"postgresql"``: the database under test (parametrizes its users)."""
+    kind: str = request.param
+    return kind
+
+
+@pytest_asyncio.fixture
+async def database_url(database_kind: str, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of its own: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
+    if database_kind == "sqlite":
         yield sqlite_url(tmp_path / "dashtam.db")
         return
-    server = postgres_url_or_skip()
-    async with make_postgres_database(server) as url:
+    async with make_postgres_database(postgres_url_or_skip()) as url:
         yield url
 
 
 @pytest_asyncio.fixture
-async def migrated_url(database_url: str) -> str:
-    """``database_url`` upgraded to every migration head."""
-    await upgrade(database_url)
-    return database_url
+async def migrated_url(database_kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of its own at every migration head.
+
+    SQLite: a file in ``tmp_path`` upgraded with ``alembic upgrade heads``. PostgreSQL: a copy
+    of a template database migrated once per session. It is not the ``database_url`` database:
+    a test uses one or the other.
+    """
+    if database_kind == "sqlite":
+        url = sqlite_url(tmp_path / "dashtam.db")
+        await upgrade(url)
+        yield url
+        return
+    server = postgres_url_or_skip()
+    template = await migrated_postgres_template(server)
+    async with make_postgres_database(server, template=template) as url:
+        yield url
 
 
 @pytest_asyncio.fixture
@@ -136,9 +219,12 @@ __all__ = [
     "DATABASE_KINDS",
     "POSTGRES_URL_ENV",
     "REQUIRE_SERVICES_ENV",
+    "database_kind",
     "database_url",
+    "drop_postgres_templates",
     "engine",
     "make_postgres_database",
+    "migrated_postgres_template",
     "migrated_url",
     "postgres_url_or_skip",
     "services_required",

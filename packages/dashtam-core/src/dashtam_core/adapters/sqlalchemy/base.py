@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CHAR, DateTime, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import CHAR, JSON, DateTime, MetaData, Numeric, String, TypeDecorator
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
