@@ -111,6 +111,19 @@ async def publish_to_redis(redis: Any, event: DomainEvent) -> bool:
     return True
 
 
+def redis_notify_handler(redis: Any) -> Callable[[DomainEvent], Awaitable[None]]:
+    """A ``notify`` bus handler for worker processes: user-visible events go to Redis.
+
+    ``dashtam worker`` subscribes it (``container.bus.subscribe_role("notify", ...)``) so the
+    events of the syncs it runs reach the API replica holding the user's stream.
+    """
+
+    async def notify(event: DomainEvent) -> None:
+        await publish_to_redis(redis, event)
+
+    return notify
+
+
 @dataclass(eq=False)
 class _Subscriber:
     queue: asyncio.Queue[SseMessage | None]
@@ -258,4 +271,5 @@ __all__ = [
     "SseMessage",
     "message_for",
     "publish_to_redis",
+    "redis_notify_handler",
 ]

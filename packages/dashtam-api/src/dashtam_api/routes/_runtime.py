@@ -6,9 +6,11 @@ lifespan opened, the loaded plugins, the settings, the Redis client) and keeps i
 ``app.state.runtime``; :func:`close_runtime` cancels running background syncs, stops the SSE
 listener and closes the container's HTTP clients (call it before the engine is disposed).
 
-Syncs requested over HTTP run as background tasks of this process (the embedded default). After
-every command and every sync the outbox is dispatched, so connection and data events reach the
-SSE streams right away.
+Syncs requested over HTTP run as background tasks of this process on the embedded default; when
+``DASHTAM_REDIS_URL`` is set they are queued on the Redis job broker
+(:class:`~dashtam_core.adapters.jobs.tasks.JobQueue`) for ``dashtam worker`` processes. After
+every command and every in-process sync the outbox is dispatched, so connection and data events
+reach the SSE streams right away.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 from fastapi import Depends, Request
 
 from dashtam_api.events_hub import EventsHub
+from dashtam_core.adapters.jobs.tasks import JobQueue
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import queue_sync, run_sync
 from dashtam_core.errors import DashtamError
@@ -40,6 +43,7 @@ class Runtime:
 
     container: Container
     hub: EventsHub
+    jobs: JobQueue | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def dispatch(self) -> None:
@@ -59,9 +63,17 @@ class Runtime:
     ) -> SyncRun:
         """Queue a sync (or return the active one) and run it in the background.
 
+        With a job queue (Redis) a worker runs it with the default scope; otherwise it runs
+        as a task of this process.
+
         Raises:
             DashtamError: the connection cannot be synced.
         """
+        if self.jobs is not None:
+            enqueued = await self.jobs.enqueue_sync(connection_id)
+            if isinstance(enqueued, Err):
+                raise enqueued.error
+            return enqueued.value
         queued = await queue_sync(self.container, connection_id)
         if isinstance(queued, Err):
             raise queued.error
@@ -106,6 +118,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.hub.aclose()
+        if self.jobs is not None:
+            await self.jobs.stop()
         await self.container.aclose()
 
 
@@ -126,12 +140,17 @@ async def build_runtime(state: Any) -> Runtime:
         heartbeat_seconds=float(getattr(state, "sse_heartbeat_seconds", 15.0)),
     )
     container.bus.subscribe_role("notify", hub.publish)
+    jobs: JobQueue | None = None
     try:
         await hub.start()
+        if state.settings.redis_url:
+            jobs = JobQueue(container)
+            await jobs.broker.startup()
     except BaseException:
+        await hub.aclose()
         await container.aclose()
         raise
-    return Runtime(container, hub)
+    return Runtime(container, hub, jobs)
 
 
 async def get_runtime(request: Request) -> Runtime:

@@ -142,6 +142,7 @@ class Container:
         migrate: bool | None = None,
         http_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
         provider_settings_overrides: dict[str, dict[str, Any]] | None = None,
+        request_budget: RequestBudget | None = None,
     ) -> Container:
         """Build the container.
 
@@ -154,6 +155,7 @@ class Container:
             migrate: run migrations first (default: only on the embedded SQLite default).
             http_transports: slug -> transport overrides (tests against a live sandbox).
             provider_settings_overrides: slug -> settings field overrides.
+            request_budget: per-provider request budget for the HTTP clients.
         """
         if migrate is None:
             migrate = settings.is_sqlite and engine is None
@@ -175,6 +177,7 @@ class Container:
             sandbox_transport=sandbox_transport,
             http_transports=dict(http_transports or {}),
             provider_settings_overrides=dict(provider_settings_overrides or {}),
+            request_budget=request_budget,
         )
         container.owns_engine = own_engine
         for event_type, handler in loaded.event_handlers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import pkgutil
 import threading
 from pathlib import Path
 
@@ -30,21 +31,24 @@ from dashtam_core.adapters.sqlalchemy.engine import create_engine, normalize_url
 #: The directory holding env.py, script.py.mako and versions/.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-#: Modules whose tables live on the shared metadata (optional ones may be absent).
-TABLE_MODULES = (
-    "dashtam_core.adapters.sqlalchemy.tables",
-    "dashtam_core.adapters.sqlalchemy.tables_data",
-)
+#: The package whose ``tables*`` modules define the schema (``tables``, ``tables_data``, ...).
+TABLES_PACKAGE = "dashtam_core.adapters.sqlalchemy"
+
+
+def table_modules() -> list[str]:
+    """Return the names of every ``tables*`` module of :data:`TABLES_PACKAGE`, sorted."""
+    package = importlib.import_module(TABLES_PACKAGE)
+    return sorted(
+        f"{TABLES_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.name.startswith("tables")
+    )
 
 
 def target_metadata() -> MetaData:
     """Import every table module and return the shared metadata (Alembic's target)."""
-    for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    for name in table_modules():
+        importlib.import_module(name)
     return metadata
 
 
@@ -168,12 +172,13 @@ async def ensure_schema(database_url: str | URL) -> bool:
 __all__ = [
     "MIGRATIONS_DIR",
     "MIGRATION_LOCK_KEY",
-    "TABLE_MODULES",
+    "TABLES_PACKAGE",
     "alembic_config",
     "current",
     "downgrade",
     "ensure_schema",
     "heads",
+    "table_modules",
     "target_metadata",
     "upgrade",
 ]
