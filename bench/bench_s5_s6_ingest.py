@@ -121,7 +121,7 @@ async def make_account(engine: AsyncEngine) -> tuple[UUID, UUID]:
     now = datetime.now(UTC)
     user_id, connection_id, account_id = uuid7(), uuid7(), uuid7()
     async with SqlAlchemyUnitOfWork(engine) as uow:
-        user = User(id=user_id, email="bench@example.com", password_hash="x", created_at=now)
+        user = User(id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=now)
         (await uow.users.add(user)).unwrap()
         await uow.connections.add(
             ProviderConnection(

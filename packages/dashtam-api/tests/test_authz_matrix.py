@@ -110,7 +110,7 @@ async def _call(client: httpx.AsyncClient, spec: RouteSpec, path: str, token: st
     if spec.method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = {}
     try:
-        async with asyncio.timeout(3):
+        async with asyncio.timeout(1):
             response = await client.request(spec.method, path, **kwargs)
     except TimeoutError:
         return 200  # an event stream started: the request got through authorization

@@ -18,7 +18,7 @@ retry with the same key simply runs again). Keys are per user and kept
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -64,13 +64,20 @@ def json_fingerprint(body: bytes) -> bytes:
         return body
 
 
-def _json_response(status: int, body: Any, *, replayed: bool = False) -> Response:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
+_NOT_COPIED = frozenset({"content-length", "content-type"})
+
+
+def _json_response(
+    status: int, body: Any, headers: Mapping[str, str] | None, *, replayed: bool = False
+) -> Response:
+    out = {k: v for k, v in (headers or {}).items() if k.lower() not in _NOT_COPIED}
+    if replayed:
+        out["Idempotent-Replayed"] = "true"
     return Response(
         content=orjson.dumps(body),
         status_code=status,
         media_type="application/json",
-        headers=headers,
+        headers=out,
     )
 
 
@@ -91,6 +98,8 @@ async def run_idempotent(
     user_id: UUID,
     fingerprint: bytes,
     produce: Producer,
+    *,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Run ``produce`` once per ``(user, Idempotency-Key)`` and answer with its JSON result.
 
@@ -100,6 +109,8 @@ async def run_idempotent(
         user_id: the caller.
         fingerprint: what identifies "the same request" besides method and path.
         produce: returns ``(status, json_body)``; may raise ``DashtamError``.
+        headers: headers to send along (the ``RateLimit`` headers dependencies set on the
+            request's ``Response``).
 
     Raises:
         IdempotencyKeyReused: the key was used with another request.
@@ -108,7 +119,7 @@ async def run_idempotent(
     key = idempotency_key(request)
     if key is None:
         status, body = await produce()
-        return _json_response(status, body)
+        return _json_response(status, body, headers)
     digest = hashlib.sha256(
         request.method.encode() + b" " + request.url.path.encode() + b"\n" + fingerprint
     ).hexdigest()
@@ -136,7 +147,7 @@ async def run_idempotent(
             raise IdempotencyKeyReused(f"this {HEADER} was already used for another request")
         if row.response_status is None:
             raise IdempotencyInProgress(f"the first request with this {HEADER} is still running")
-        return _json_response(row.response_status, row.response_body, replayed=True)
+        return _json_response(row.response_status, row.response_body, headers, replayed=True)
     try:
         status, body = await produce()
     except BaseException:
@@ -147,7 +158,7 @@ async def run_idempotent(
         await conn.execute(
             update(k).where(k.c.id == claim_id).values(response_status=status, response_body=body)
         )
-    return _json_response(status, body)
+    return _json_response(status, body, headers)
 
 
 __all__ = [

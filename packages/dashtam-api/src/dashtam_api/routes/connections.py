@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from dashtam_api.auth import CurrentPrincipal
 from dashtam_api.idempotency import json_fingerprint, run_idempotent
@@ -123,7 +123,11 @@ async def _create(runtime: Runtime, user_id: UUID, body: ConnectionCreate) -> di
 
 
 async def create_connection(
-    request: Request, principal: CurrentPrincipal, runtime: RuntimeDep, body: ConnectionCreate
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    body: ConnectionCreate,
 ) -> Any:
     """Connect a provider: API keys are validated first; OAuth returns the authorization URL."""
 
@@ -132,7 +136,12 @@ async def create_connection(
 
     fingerprint = json_fingerprint(await request.body())
     return await run_idempotent(
-        request, runtime.container.engine, principal.user_id, fingerprint, produce
+        request,
+        runtime.container.engine,
+        principal.user_id,
+        fingerprint,
+        produce,
+        headers=response.headers,
     )
 
 
@@ -163,7 +172,7 @@ async def delete_connection(
 
 
 async def reauthorize_connection(
-    request: Request, principal: CurrentPrincipal, runtime: RuntimeDep, id: UUID
+    request: Request, response: Response, principal: CurrentPrincipal, runtime: RuntimeDep, id: UUID
 ) -> Any:
     """Repair an OAuth connection in place: a new authorization URL for the same connection."""
     conn = await owned_connection(runtime, principal.user_id, id)
@@ -184,7 +193,12 @@ async def reauthorize_connection(
         return 201, out.model_dump(mode="json")
 
     return await run_idempotent(
-        request, runtime.container.engine, principal.user_id, str(id).encode(), produce
+        request,
+        runtime.container.engine,
+        principal.user_id,
+        str(id).encode(),
+        produce,
+        headers=response.headers,
     )
 
 

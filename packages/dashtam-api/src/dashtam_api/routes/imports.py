@@ -13,7 +13,7 @@ import hashlib
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import File, Form, Request, UploadFile
+from fastapi import File, Form, Request, Response, UploadFile
 
 from dashtam_api.auth import CurrentPrincipal
 from dashtam_api.idempotency import run_idempotent
@@ -58,6 +58,7 @@ def _located(error: DashtamError) -> DashtamError:
 
 async def create_import(
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     runtime: RuntimeDep,
     file: Annotated[UploadFile, File(description="The statement: .qfx, .ofx, .qbo or .csv")],
@@ -102,7 +103,9 @@ async def create_import(
             str(connection_id or ""),
         ]
     ).encode()
-    return await run_idempotent(request, container.engine, principal.user_id, fingerprint, produce)
+    return await run_idempotent(
+        request, container.engine, principal.user_id, fingerprint, produce, headers=response.headers
+    )
 
 
 ROUTES = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import Body, Request
+from fastapi import Body, Request, Response
 from sqlalchemy import select
 
 from dashtam_api.auth import CurrentPrincipal
@@ -28,6 +28,7 @@ from dashtam_core.sync.runs import get_sync_run
 
 async def start_sync(
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     runtime: RuntimeDep,
     id: UUID,
@@ -49,7 +50,12 @@ async def start_sync(
 
     fingerprint = json_fingerprint(await request.body())
     return await run_idempotent(
-        request, runtime.container.engine, principal.user_id, fingerprint, produce
+        request,
+        runtime.container.engine,
+        principal.user_id,
+        fingerprint,
+        produce,
+        headers=response.headers,
     )
 
 
