@@ -53,7 +53,7 @@ from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.user import User
 from dashtam_core.ports.provider import Credentials, ProviderTransaction
-from dashtam_core.sync import ingest_transactions
+from dashtam_core.sync import DateWindow, ingest_transactions
 from dashtam_core.sync.identity import transaction_hash
 from dashtam_core.testing.databases import make_postgres_database
 from dashtam_provider_alpaca.client import AlpacaProvider
@@ -121,7 +121,9 @@ async def make_account(engine: AsyncEngine) -> tuple[UUID, UUID]:
     now = datetime.now(UTC)
     user_id, connection_id, account_id = uuid7(), uuid7(), uuid7()
     async with SqlAlchemyUnitOfWork(engine) as uow:
-        user = User(id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=now)
+        user = User(
+            id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=now
+        )
         (await uow.users.add(user)).unwrap()
         await uow.connections.add(
             ProviderConnection(
@@ -170,7 +172,12 @@ async def ingest(
         profile.enable()
     async with engine.begin() as conn:
         result = await ingest_transactions(
-            conn, user_id=user_id, account_id=account_id, records=records
+            conn,
+            user_id=user_id,
+            account_id=account_id,
+            records=records,
+            window=DateWindow(START, END),
+            authoritative=True,  # as the sync's transactions stage calls it
         )
     if profile is not None:
         profile.disable()

@@ -1,13 +1,4 @@
-"""Benchmarks S9 (rate limiter) and S10 (audited writes, audit chain verification).
-
-S9 — rate limiter on 10k hot keys, 50 concurrent clients:
-
-* ``s9_redis``: checks/s of :class:`RedisRateLimiter` (one ``EVALSHA`` per check) from 50
-  concurrent tasks over 10k keys; ceiling: ``SET`` through the same client, same concurrency;
-  target ratio >= 0.65 (needs ``DASHTAM_TEST_REDIS_URL`` or ``--redis``);
-* ``s9_accuracy_redis`` / ``s9_accuracy_memory``: at 3x offered load (300 hits on each of 200 keys
-  for a 100-hit quota) the allowed count, as a fraction of the exact quota (target 1 +- 1%);
-* ``s9_memory``: in-process limiter hot-path checks/s (target >= 1M/s, no ceiling).
+"""Benchmark S10 (audited writes, audit chain verification); S9 is ``bench_s9_ratelimit.py``.
 
 S10 — audit trail:
 
@@ -20,7 +11,7 @@ Database: SQLite in a temporary directory, or PostgreSQL with ``--postgres URL``
 ``DASHTAM_TEST_POSTGRES_URL``; a throwaway database is created and dropped). One JSON line per
 case. ``--quick`` shrinks every workload so CI proves the benchmark works in seconds.
 
-Usage: ``.venv/bin/python bench/bench_s9_s10.py [--quick] [--redis URL] [--postgres URL]``
+Usage: ``.venv/bin/python bench/bench_s9_s10.py [--quick] [--postgres URL]``
 """
 
 from __future__ import annotations
@@ -38,18 +29,15 @@ import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import insert, update
 
-from dashtam_core.adapters.memory.rate_limiter import InMemoryRateLimiter
 from dashtam_core.adapters.security.audit_chain import canonical_bytes, iter_audit_table
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.migrate import upgrade
 from dashtam_core.adapters.sqlalchemy.tables import provider_connections, users
 from dashtam_core.application.audit import Origin, audit, verify_audit_trail
 from dashtam_core.domain.ids import uuid7
-from dashtam_core.ports.rate_limit import RateLimitKind, RateLimitRule, RateLimitScope
 
 PYTHON = platform.python_version()
 
@@ -70,89 +58,6 @@ def emit(
         "db": db,
     }
     print(json.dumps(row), flush=True)
-
-
-async def _concurrently(clients: int, per_client: int, work: Any) -> float:
-    async def client(n: int) -> None:
-        for i in range(per_client):
-            await work(n, i)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(clients)))
-    return clients * per_client / (time.perf_counter() - started)
-
-
-async def bench_s9(redis_url: str | None, quick: bool) -> None:
-    keys = 10_000
-    clients = 50
-    per_client = 200 if quick else 2_000
-    hot = RateLimitRule("bench_hot", 1_000_000, 60.0, RateLimitScope.USER, RateLimitKind.CAPACITY)
-    quota = RateLimitRule("bench_quota", 100, 3600.0, RateLimitScope.USER, RateLimitKind.SECURITY)
-    memory = InMemoryRateLimiter()
-    n = 200_000 if quick else 2_000_000
-    names = [f"user:{i}" for i in range(keys)]
-    started = time.perf_counter()
-    allow = memory.allow
-    for i in range(n):
-        allow(names[i % keys], hot)
-    emit("s9_memory", n / (time.perf_counter() - started), "checks/s", None, ">= 1000000", "-")
-    emit(
-        "s9_accuracy_memory",
-        await _accuracy(memory, quota),
-        "allowed/quota",
-        None,
-        "1 +- 0.01",
-        "-",
-    )
-    if not redis_url:
-        return
-    from redis.asyncio import Redis
-
-    from dashtam_core.adapters.redis.rate_limiter import RedisRateLimiter
-
-    client = Redis.from_url(redis_url)
-    prefix = f"bench:{secrets.token_hex(4)}:"
-    limiter = RedisRateLimiter(client, prefix=prefix)
-    try:
-
-        async def check(c: int, i: int) -> None:
-            await limiter.hit(names[(c * per_client + i) % keys], hot)
-
-        async def set_only(c: int, i: int) -> None:
-            await client.set(
-                f"{prefix}ceiling:{names[(c * per_client + i) % keys]}", "1", px=60_000
-            )
-
-        await limiter.hit("warmup", hot)
-        value = await _concurrently(clients, per_client, check)
-        ceiling = await _concurrently(clients, per_client, set_only)
-        emit("s9_redis", value, "checks/s", ceiling, ">= 0.65", "redis")
-        emit(
-            "s9_accuracy_redis",
-            await _accuracy(limiter, quota),
-            "allowed/quota",
-            None,
-            "1 +- 0.01",
-            "redis",
-        )
-    finally:
-        await client.aclose()
-
-
-async def _accuracy(limiter: Any, rule: RateLimitRule) -> float:
-    keys = [f"acc:{secrets.token_hex(4)}:{i}" for i in range(200)]
-    allowed = 0
-
-    async def offer(key: str) -> int:
-        count = 0
-        for _ in range(3 * rule.limit):
-            if (await limiter.hit(key, rule)).allowed:
-                count += 1
-        return count
-
-    for start in range(0, len(keys), 50):
-        allowed += sum(await asyncio.gather(*(offer(k) for k in keys[start : start + 50])))
-    return allowed / (rule.limit * len(keys))
 
 
 async def bench_s10(url: str, db: str, quick: bool) -> None:
@@ -238,10 +143,8 @@ async def bench_s10(url: str, db: str, quick: bool) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small workloads (CI)")
-    parser.add_argument("--redis", default=os.environ.get("DASHTAM_TEST_REDIS_URL"))
     parser.add_argument("--postgres", default=os.environ.get("DASHTAM_TEST_POSTGRES_URL"))
     args = parser.parse_args()
-    await bench_s9(args.redis, args.quick)
     async with AsyncExitStack() as stack:
         if args.postgres:
             from dashtam_core.testing.databases import make_postgres_database

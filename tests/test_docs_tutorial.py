@@ -1,6 +1,6 @@
-"""Run docs/tutorial.md: every ```bash block, in order, in a fresh directory, in sandbox mode.
+"""Run docs/tutorial.md and the how-to pages: every ```bash block, in order, in sandbox mode.
 
-Conventions of the page (also used by the how-to pages, see test_docs_howto.py):
+Each page runs in a fresh directory of its own. Conventions of the pages:
 
 * The blocks run as one bash script (``set -e``), so variables carry from block to block; the
   working directory is a temporary copy of ``docs/samples`` under ``docs/samples``, with
@@ -33,6 +33,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
+HOW_TO = ROOT / "docs" / "how-to"
+#: Pages whose shell blocks run; postgres-redis.md needs servers and is checked by hand.
+SHELL_PAGES = [
+    TUTORIAL,
+    HOW_TO / "import-statements.md",
+    HOW_TO / "connect-a-provider.md",
+    HOW_TO / "rotate-keys.md",
+    HOW_TO / "verify-audit-trail.md",
+]
 SAMPLES = ROOT / "docs" / "samples"
 VENV_BIN = Path(sys.executable).parent
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -102,7 +111,7 @@ def normalize(line: str) -> str:
     return TIMESTAMP.sub("<time>", UUID.sub("<id>", line)).rstrip()
 
 
-def check_output(step: Step, printed: str) -> None:
+def check_output(step: Step, printed: str, page: Path = TUTORIAL) -> None:
     """The expected lines must appear, in order, among the printed ones."""
     actual = [normalize(line) for line in printed.splitlines()]
     position = 0
@@ -111,16 +120,16 @@ def check_output(step: Step, printed: str) -> None:
             position = actual.index(normalize(want), position) + 1
         except ValueError:
             pytest.fail(
-                f"{TUTORIAL.name}:{step.fence.line}: expected line not printed (in order):\n"
+                f"{page.name}:{step.fence.line}: expected line not printed (in order):\n"
                 f"  {want}\n--- printed ---\n{printed}"
             )
 
 
-def run_script(workdir: Path, env: dict[str, str], group: list[Step]) -> list[str]:
+def run_script(page: Path, workdir: Path, env: dict[str, str], group: list[Step]) -> list[str]:
     """Run a group of steps as one bash script; return each step's combined output."""
     parts = ["set -e"]
     for n, step in enumerate(group):
-        parts.append(f"echo '{SENTINEL.format(n)}'")
+        parts.append(f"printf '\\n{SENTINEL.format(n)}\\n'")
         parts.append(step.fence.body)
     done = subprocess.run(
         ["bash", "-c", "\n".join(parts)],
@@ -137,7 +146,7 @@ def run_script(workdir: Path, env: dict[str, str], group: list[Step]) -> list[st
     if done.returncode != 0:
         failed = group[len(chunks) - 1] if chunks else group[0]
         pytest.fail(
-            f"{TUTORIAL.name}:{failed.fence.line}: block failed with exit status "
+            f"{page.name}:{failed.fence.line}: block failed with exit status "
             f"{done.returncode}:\n{failed.fence.body}--- output ---\n{done.stdout}"
         )
     assert len(chunks) == len(group), done.stdout
@@ -223,10 +232,9 @@ def groups(blocks: list[Fence]) -> Iterator[tuple[Fence | None, list[Step]]]:
     yield server, steps(current)
 
 
-def test_tutorial_runs_as_written(tutorial_env: tuple[Path, dict[str, str]]) -> None:
-    workdir, env = tutorial_env
-    blocks = fences(TUTORIAL.read_text(encoding="utf-8"))
-    assert sum(1 for b in blocks if b.marker == "serve") == 1
+def run_page(page: Path, workdir: Path, env: dict[str, str]) -> int:
+    """Run the page's blocks (starting its servers); return how many blocks ran."""
+    blocks = fences(page.read_text(encoding="utf-8"))
     servers: list[Server] = []
     ran = 0
     try:
@@ -237,16 +245,33 @@ def test_tutorial_runs_as_written(tutorial_env: tuple[Path, dict[str, str]]) -> 
                 for step in group:
                     body = step.fence.body.replace(DEFAULT_API, server.url)
                     step.fence = Fence(step.fence.lang, body, step.fence.line, step.fence.marker)
-            for step, printed in zip(group, run_script(workdir, env, group), strict=True):
-                check_output(step, printed)
+            if not group:
+                continue
+            printed = run_script(page, workdir, env, group)
+            for step, output in zip(group, printed, strict=True):
+                check_output(step, output, page)
                 ran += 1
     finally:
         for server in servers:
             stop_server(server)
+    return ran
+
+
+def test_tutorial_runs_as_written(tutorial_env: tuple[Path, dict[str, str]]) -> None:
+    workdir, env = tutorial_env
+    blocks = fences(TUTORIAL.read_text(encoding="utf-8"))
+    assert sum(1 for b in blocks if b.marker == "serve") == 1
+    ran = run_page(TUTORIAL, workdir, env)
     assert ran >= 15  # the page was not emptied by accident
     # what the tutorial promises beyond its printed lines
     assert (workdir / "transactions.csv").read_text().count("\n") == 92
     assert list((workdir / "var" / "outbox").glob("*.eml"))
+
+
+@pytest.mark.parametrize("page", SHELL_PAGES[1:], ids=lambda p: p.name)
+def test_how_to_runs_as_written(page: Path, tutorial_env: tuple[Path, dict[str, str]]) -> None:
+    workdir, env = tutorial_env
+    assert run_page(page, workdir, env) >= 2
 
 
 def test_fence_parser_reads_markers() -> None:

@@ -127,6 +127,13 @@ async def test_connect_sync_and_read_to_the_cent(served: Any) -> None:
         "security",
     }
 
+    for listed in txs["data"]:
+        one_tx = await served.client.get(f"/api/v1/transactions/{listed['id']}", headers=headers)
+        assert one_tx.json() == listed
+    trades = [t for t in txs["data"] if t["security"] is not None]
+    assert trades
+    assert all(t["type"] in ("trade", "income") for t in trades)
+
     history = await served.client.get(
         f"/api/v1/accounts/{account['id']}/balance-history", headers=headers
     )

@@ -14,7 +14,9 @@ spec from the matched route, so the registry is the single source of truth::
 2. applies the route's rate-limit rule keyed by user / session / connection / provider (IETF
    ``RateLimit-Policy`` and ``RateLimit`` headers; 429 ``rate_limited`` with ``Retry-After``);
 3. checks revocation in one query (session revoked or expired, user locked by an admin, token
-   issued before the user's ``tokens_valid_after``) → 401 ``token_revoked``;
+   issued before the user's ``tokens_valid_after``) → 401 ``token_revoked``; a passed check is
+   trusted for ``SecurityKit.revocation_cache_seconds`` (1 s) unless this process revokes
+   something meanwhile (every revocation clears the cache);
 4. authorizes ``roles`` against the route's Casbin policy, deny by default → 403 ``forbidden``
    (audited); if the policy store cannot be loaded every request is refused (fail closed,
    503 ``not_ready``).
@@ -240,9 +242,11 @@ async def _authenticate(request: Request, response: Response, kit: SecurityKit) 
     except ValueError:
         raise InvalidAccessToken("the access token is not valid") from None
     await apply_route_rate_limit(request, response, principal)
-    reason = await check_session_access(kit.engine, claims)
-    if reason is not None:
-        raise TokenRevoked("the access token has been revoked; sign in again")
+    if not kit.access_recently_checked(claims.sid, claims.sub, claims.iat):
+        reason = await check_session_access(kit.engine, claims)
+        if reason is not None:
+            raise TokenRevoked("the access token has been revoked; sign in again")
+        kit.remember_access_check(claims.sid, claims.sub, claims.iat)
     return principal
 
 

@@ -22,6 +22,7 @@ from dashtam_core.application.audit import (
     verify_audit_trail,
 )
 from dashtam_core.domain.audit import AuditOutcome
+from dashtam_core.errors import FieldError, ValidationError
 
 _AUTH_ERRORS = ("unauthorized", "invalid_token", "token_revoked", "forbidden")
 
@@ -103,7 +104,11 @@ class RotationOut(BaseModel):
 def _cursor(value: str | None) -> int | None:
     if not value:
         return None
-    return int(value) if value.isdigit() else -1
+    if not value.isdigit():
+        raise ValidationError(
+            "cursor is not valid", errors=[FieldError("query.cursor", "invalid", "bad cursor")]
+        )
+    return int(value)
 
 
 async def list_users(
@@ -253,7 +258,7 @@ ROUTES = (
         policy=_AUDIT,
         rate_limit="read_user",
         response_model=AuditEventList,
-        errors=_AUTH_ERRORS,
+        errors=(*_AUTH_ERRORS, "validation_error"),
         tags=("admin",),
     ),
     RouteSpec(

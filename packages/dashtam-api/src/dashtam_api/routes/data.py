@@ -12,6 +12,7 @@ from uuid import UUID
 
 from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response
 
 from dashtam_api.auth import CurrentPrincipal
 from dashtam_api.deps import get_engine
@@ -27,6 +28,7 @@ from dashtam_api.schemas.data import (
     NetWorthPointOut,
     TransactionList,
     TransactionOut,
+    transaction_page_json,
 )
 from dashtam_core.application import queries
 from dashtam_core.domain.account import AccountType
@@ -105,18 +107,17 @@ async def list_transactions(
     q: Annotated[str | None, Query(max_length=200, description="Text search.")] = None,
     limit: Limit = queries.DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> TransactionList:
+) -> Response:
     """The caller's transactions, newest first, keyset-paginated."""
     flt = queries.TransactionFilter(
         account_id=account_id, start=start, end=end, type=type, status=status, q=q
     )
     async with engine.connect() as conn:
-        page = await queries.list_transactions(
+        rows, next_cursor = await queries.transaction_rows(
             conn, principal.user_id, flt, limit=limit, cursor=cursor
         )
-    return TransactionList(
-        data=[TransactionOut.of(t) for t in page.data], next_cursor=page.next_cursor
-    )
+    # Serialized straight from the rows (same JSON as TransactionList; performance.md S1).
+    return Response(transaction_page_json(rows, next_cursor), media_type="application/json")
 
 
 async def get_transaction(

@@ -12,10 +12,11 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 from xml.sax.saxutils import escape
 
+import orjson
 from fastapi import Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import StreamingResponse
@@ -23,10 +24,11 @@ from starlette.responses import StreamingResponse
 from dashtam_api.auth import CurrentPrincipal
 from dashtam_api.registry import RouteSpec
 from dashtam_api.routes.data import AUTH_ERRORS, EngineDep
-from dashtam_api.schemas.data import TransactionOut
+from dashtam_api.schemas.data import ORJSON_OPTIONS, transaction_json
 from dashtam_core.application import queries
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.transaction import Transaction
+from dashtam_core.sync.rows import transaction_from_row
 
 ExportFormat = Literal["csv", "json", "ofx"]
 PAGE = 500
@@ -84,72 +86,80 @@ _TRNTYPES = {
 }
 
 
-async def iter_transactions(
+async def iter_pages(
     engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
-) -> AsyncIterator[Transaction]:
-    """Every matching live transaction, newest first, read in keyset pages."""
+) -> AsyncIterator[list[Any]]:
+    """Every matching live transaction row, newest first, in keyset pages of :data:`PAGE`."""
     cursor: str | None = None
     while True:
         async with engine.connect() as conn:
-            page = await queries.list_transactions(conn, user_id, flt, limit=PAGE, cursor=cursor)
-        for tx in page.data:
-            yield tx
-        if page.next_cursor is None:
+            rows, cursor = await queries.transaction_rows(
+                conn, user_id, flt, limit=PAGE, cursor=cursor
+            )
+        if rows:
+            yield rows
+        if cursor is None:
             return
-        cursor = page.next_cursor
 
 
-def csv_row(tx: Transaction) -> list[str]:
-    """The CSV cells of ``tx`` (money as exact decimal strings)."""
-    body = TransactionOut.of(tx)
-    leg = body.security
+async def iter_transactions(
+    engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
+) -> AsyncIterator[Transaction]:
+    """Every matching live transaction as a domain object, newest first."""
+    async for rows in iter_pages(engine, user_id, flt):
+        for row in rows:
+            yield transaction_from_row(row)
+
+
+def csv_row(row: Any) -> list[str]:
+    """The CSV cells of a ``transactions`` row (money as exact decimal strings)."""
+    body = transaction_json(row)
+    leg = body["security"] or {}
+    posted = body["posted_at"]
     return [
-        str(body.id),
-        str(body.account_id),
-        body.date.isoformat(),
-        body.posted_at.isoformat().replace("+00:00", "Z") if body.posted_at else "",
-        body.amount,
-        body.currency,
-        body.description,
-        body.merchant or "",
-        str(body.type),
-        str(body.subtype),
-        str(body.status),
-        body.provider_transaction_id,
-        str(body.pending_transaction_id or ""),
-        leg.symbol if leg else "",
-        (leg.quantity or "") if leg else "",
-        (leg.price or "") if leg else "",
+        str(body["id"]),
+        str(body["account_id"]),
+        body["date"].isoformat(),
+        posted.isoformat().replace("+00:00", "Z") if posted else "",
+        body["amount"],
+        body["currency"],
+        body["description"],
+        body["merchant"] or "",
+        body["type"],
+        body["subtype"],
+        body["status"],
+        body["provider_transaction_id"],
+        str(body["pending_transaction_id"] or ""),
+        leg.get("symbol") or "",
+        leg.get("quantity") or "",
+        leg.get("price") or "",
     ]
 
 
 async def csv_stream(
     engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
 ) -> AsyncIterator[bytes]:
-    """CSV with a header row, one line per transaction."""
+    """CSV with a header row, one line per transaction (one chunk per page)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    count = 0
-    async for tx in iter_transactions(engine, user_id, flt):
-        writer.writerow(csv_row(tx))
-        count += 1
-        if count % 200 == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
+    async for rows in iter_pages(engine, user_id, flt):
+        writer.writerows(csv_row(r) for r in rows)
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue().encode("utf-8")
 
 
 async def json_stream(
     engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
 ) -> AsyncIterator[bytes]:
-    """``{"data": [...]}`` with the API's transaction objects."""
+    """``{"data": [...]}`` with the API's transaction objects (one chunk per page)."""
     yield b'{"data":['
     first = True
-    async for tx in iter_transactions(engine, user_id, flt):
-        body = TransactionOut.of(tx).model_dump_json().encode("utf-8")
-        yield body if first else b"," + body
+    async for rows in iter_pages(engine, user_id, flt):
+        items = orjson.dumps([transaction_json(r) for r in rows], option=ORJSON_OPTIONS)[1:-1]
+        yield items if first else b"," + items
         first = False
     yield b"]}"
 
@@ -316,6 +326,7 @@ __all__ = [
     "csv_row",
     "csv_stream",
     "export_transactions",
+    "iter_pages",
     "iter_transactions",
     "json_stream",
     "ofx_stream",

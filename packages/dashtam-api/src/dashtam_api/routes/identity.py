@@ -9,12 +9,10 @@ refresh per session.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from email.message import EmailMessage
 from uuid import UUID
 
 from fastapi import BackgroundTasks, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from dashtam_api.auth import (
     CurrentPrincipal,
@@ -25,155 +23,35 @@ from dashtam_api.auth import (
     request_origin,
 )
 from dashtam_api.registry import RouteSpec
-from dashtam_core.application import identity, sessions
+from dashtam_api.routes._identity_models import (
+    AcceptedOut,
+    LoginIn,
+    MeOut,
+    MfaCodeIn,
+    MfaOut,
+    MfaStartOut,
+    PasswordChangeIn,
+    RefreshIn,
+    RegisterIn,
+    ResetIn,
+    ResetOut,
+    ResetRequestIn,
+    RevokedOut,
+    SessionList,
+    SessionOut,
+    TokenIn,
+    TokenPairOut,
+    UserCreatedOut,
+    VerifiedOut,
+)
+from dashtam_core.application import identity, mfa, sessions
+from dashtam_core.application import login as login_service
 from dashtam_core.application.security_kit import SecurityKit
 from dashtam_core.registries.rate_limits import rate_limit_key
 
 logger = logging.getLogger(__name__)
 
 _AUTH_ERRORS = ("unauthorized", "invalid_token", "token_revoked", "forbidden")
-_PASSWORD = Field(min_length=1, max_length=1024)
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
-
-
-class RegisterIn(_In):
-    """Registration body."""
-
-    email: str = Field(min_length=3, max_length=320)
-    password: str = _PASSWORD
-
-
-class UserCreatedOut(BaseModel):
-    """A new account."""
-
-    id: UUID
-    email: str
-    email_verified: bool
-
-
-class TokenIn(_In):
-    """A one-time token (email verification)."""
-
-    token: str = Field(min_length=1, max_length=512)
-
-
-class VerifiedOut(BaseModel):
-    """Verification result."""
-
-    email_verified: bool
-
-
-class LoginIn(_In):
-    """Login body."""
-
-    email: str = Field(min_length=1, max_length=320)
-    password: str = _PASSWORD
-    totp_code: str | None = Field(default=None, max_length=16)
-
-
-class RefreshIn(_In):
-    """Refresh body."""
-
-    refresh_token: str = Field(min_length=1, max_length=512)
-
-
-class TokenPairOut(BaseModel):
-    """Access and refresh tokens of a session."""
-
-    access_token: str
-    refresh_token: str
-    token_type: str = "bearer"
-    expires_in: int
-    session_id: UUID
-
-
-class SessionOut(BaseModel):
-    """One login session."""
-
-    id: UUID
-    created_at: datetime
-    last_used_at: datetime
-    expires_at: datetime
-    user_agent: str | None
-    ip: str | None
-    current: bool
-
-
-class SessionList(BaseModel):
-    """The caller's sessions."""
-
-    data: list[SessionOut]
-
-
-class RevokedOut(BaseModel):
-    """How many sessions were revoked."""
-
-    revoked: int
-
-
-class ResetRequestIn(_In):
-    """Password-reset request body."""
-
-    email: str = Field(min_length=1, max_length=320)
-
-
-class AcceptedOut(BaseModel):
-    """The request was accepted (whether or not the email exists)."""
-
-    accepted: bool = True
-
-
-class ResetIn(_In):
-    """Password reset with a mailed token."""
-
-    token: str = Field(min_length=1, max_length=512)
-    new_password: str = _PASSWORD
-
-
-class ResetOut(BaseModel):
-    """Password reset result."""
-
-    password_reset: bool = True
-
-
-class MeOut(BaseModel):
-    """The caller's profile."""
-
-    id: UUID
-    email: str
-    email_verified: bool
-    roles: list[str]
-    mfa_enabled: bool
-    created_at: datetime
-
-
-class PasswordChangeIn(_In):
-    """Password change body."""
-
-    current_password: str = _PASSWORD
-    new_password: str = _PASSWORD
-
-
-class MfaStartOut(BaseModel):
-    """TOTP enrolment: the secret and the URI for an authenticator app."""
-
-    secret: str
-    otpauth_uri: str
-
-
-class MfaCodeIn(_In):
-    """A TOTP code."""
-
-    code: str = Field(min_length=6, max_length=10)
-
-
-class MfaOut(BaseModel):
-    """TOTP status."""
-
-    mfa_enabled: bool
 
 
 async def _send(kit: SecurityKit, message: EmailMessage | None) -> None:
@@ -210,7 +88,7 @@ async def login(
     """Sign in: email and password (and `totp_code` when TOTP is enabled)."""
     rule = kit.rules["login_email"]
     await enforce_rate_limit(kit, rule, response, key=rate_limit_key(rule, email=body.email))
-    pair = await sessions.login(
+    pair = await login_service.login(
         kit, body.email, body.password, origin=request_origin(request), totp_code=body.totp_code
     )
     return TokenPairOut(**pair.as_dict())
@@ -307,13 +185,13 @@ async def change_password(
 
 async def start_mfa(principal: CurrentPrincipal, kit: SecurityDep) -> MfaStartOut:
     """Start TOTP enrolment."""
-    started = await identity.start_mfa(kit, principal.user_id, origin=principal.origin)
+    started = await mfa.start_mfa(kit, principal.user_id, origin=principal.origin)
     return MfaStartOut(**started)
 
 
 async def confirm_mfa(body: MfaCodeIn, principal: CurrentPrincipal, kit: SecurityDep) -> MfaOut:
     """Confirm TOTP enrolment with a current code."""
-    await identity.confirm_mfa(kit, principal.user_id, body.code, origin=principal.origin)
+    await mfa.confirm_mfa(kit, principal.user_id, body.code, origin=principal.origin)
     return MfaOut(mfa_enabled=True)
 
 

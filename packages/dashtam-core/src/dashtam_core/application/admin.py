@@ -83,6 +83,7 @@ async def set_roles(
             details={"before": before, "after": ",".join(map(str, parsed)), "revoked": revoked},
         )  # fmt: skip
         await uow.commit()
+        kit.revocation_changed()
     return user_view(user, now)
 
 
@@ -113,6 +114,7 @@ async def set_lock(
             object_type="user", object_id=user.id, details={"revoked": revoked},
         )  # fmt: skip
         await uow.commit()
+        kit.revocation_changed()
     return user_view(user, now)
 
 
@@ -155,6 +157,7 @@ async def rotate_all_tokens(kit: SecurityKit, reason: str, *, origin: Origin) ->
             details={"reason": reason[:500], "sessions_revoked": revoked},
         )  # fmt: skip
         await uow.commit()
+        kit.revocation_changed()
     return Rotation(valid_after, int(revoked), int(touched))
 
 

@@ -1,4 +1,4 @@
-"""Accounts: registration, email verification, password reset and change, profile, TOTP MFA.
+"""Accounts: registration, email verification, password reset and change, profile (MFA: .mfa).
 
 Verification (24 h) and reset (30 min) tokens carry 256 bits of randomness, are stored only as
 their HMAC in ``one_time_tokens`` and are spent with one conditional ``UPDATE``. Every change is
@@ -22,21 +22,19 @@ from dashtam_core.adapters.mail.templates import (
 )
 from dashtam_core.adapters.security.password_policy import check_password_async
 from dashtam_core.adapters.security.refresh_tokens import generate_token
-from dashtam_core.adapters.security.totp import new_totp_secret, provisioning_uri
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from dashtam_core.application.access import whole_second
 from dashtam_core.application.audit import Origin, audit, audit_failure
 from dashtam_core.application.security_kit import SecurityKit
 from dashtam_core.application.sessions import (
     is_locked,
-    mfa_secret,
     normalize_email,
     revoke_user_sessions,
 )
 from dashtam_core.domain.audit import AuditOutcome
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.user import Role, User
-from dashtam_core.errors import Conflict, FieldError, NotFound, ValidationError, WeakPassword
+from dashtam_core.errors import FieldError, NotFound, ValidationError, WeakPassword
 from dashtam_core.result import Err
 
 VERIFY_TTL = timedelta(hours=24)
@@ -60,12 +58,6 @@ class InvalidCurrentPassword(ValidationError):
     """The current password given to change it is wrong."""
 
     code = "invalid_current_password"
-
-
-class InvalidTotpCode(ValidationError):
-    """The TOTP code does not match the enrolment secret."""
-
-    code = "invalid_totp_code"
 
 
 def _weak(error: WeakPassword, field: str) -> WeakPassword:
@@ -279,6 +271,7 @@ async def reset_password(
             object_type="user", object_id=fresh.id, details={"sessions_revoked": revoked},
         )  # fmt: skip
         await uow.commit()
+        kit.revocation_changed()
     return password_changed_email(fresh.email, when=now, sender=kit.settings.mail_from)
 
 
@@ -329,6 +322,7 @@ async def change_password(
             object_id=user_id, details={"sessions_revoked": revoked},
         )  # fmt: skip
         await uow.commit()
+        kit.revocation_changed()
     return password_changed_email(fresh.email, when=now, sender=kit.settings.mail_from)
 
 
@@ -354,73 +348,18 @@ async def get_user(kit: SecurityKit, user_id: UUID) -> User:
     return user
 
 
-async def start_mfa(kit: SecurityKit, user_id: UUID, *, origin: Origin) -> dict[str, str]:
-    """Begin TOTP enrolment: a new secret (stored encrypted, not yet active).
-
-    Raises:
-        Conflict: TOTP is already enabled.
-    """
-    secret = new_totp_secret()
-    async with SqlAlchemyUnitOfWork(kit.engine) as uow:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise NotFound("no such user")
-        if user.mfa_enabled:
-            raise Conflict("two-factor authentication is already enabled")
-        user.mfa_secret_encrypted = kit.vault.encrypt(secret.encode(), user.id)
-        await uow.users.update(user)
-        await audit(
-            uow.connection, kit.audit_key, origin, "user.mfa_enrolment_started",
-            object_type="user", object_id=user.id,
-        )  # fmt: skip
-        await uow.commit()
-    return {"secret": secret, "otpauth_uri": provisioning_uri(secret, user.email)}
-
-
-async def confirm_mfa(kit: SecurityKit, user_id: UUID, code: str, *, origin: Origin) -> None:
-    """Activate TOTP with a code from the authenticator.
-
-    Raises:
-        InvalidTotpCode: wrong code or no enrolment started.
-    """
-    async with SqlAlchemyUnitOfWork(kit.engine) as uow:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise NotFound("no such user")
-        secret = mfa_secret(kit, user)
-        if secret is None or not await kit.totp.verify(secret, code, subject=str(user.id)):
-            await uow.rollback()
-            await audit_failure(
-                kit.engine, kit.audit_key, origin, "user.mfa_enabled", object_type="user",
-                object_id=user.id,
-            )  # fmt: skip
-            raise InvalidTotpCode(
-                "the code does not match", errors=[FieldError("code", "invalid", "wrong code")]
-            )
-        user.mfa_enabled = True
-        await uow.users.update(user)
-        await audit(
-            uow.connection, kit.audit_key, origin, "user.mfa_enabled", object_type="user",
-            object_id=user.id,
-        )  # fmt: skip
-        await uow.commit()
-
-
 __all__ = [
     "RESET_TTL",
     "VERIFY_TTL",
     "InvalidCurrentPassword",
     "InvalidEmail",
     "InvalidOneTimeToken",
-    "InvalidTotpCode",
     "Registered",
     "change_password",
-    "confirm_mfa",
     "get_user",
     "register",
     "request_password_reset",
     "reset_password",
-    "start_mfa",
     "user_view",
     "validate_email",
     "verify_email",

@@ -64,6 +64,10 @@ class SecurityKit:
             failure for one email (doubling per failure, at most ``login_delay_max``).
         login_delay_max: the longest progressive delay.
         send_login_notices: mail a new-sign-in notice on every login.
+        revocation_cache_seconds: how long a passed revocation check of one access token is
+            trusted without asking the database again (0 disables). Every revocation made in
+            this process clears the cache at once; one made by another process (a second
+            worker, the CLI) takes effect within this many seconds.
     """
 
     settings: CoreSettings
@@ -84,8 +88,27 @@ class SecurityKit:
     login_delay_max: float = 4.0
     send_login_notices: bool = True
     login_failures: dict[str, int] = field(default_factory=dict, repr=False)
+    revocation_cache_seconds: float = 1.0
+    _access_ok: dict[tuple[str, str, int], float] = field(default_factory=dict, repr=False)
     _keyring_mtime: float = field(default=0.0, repr=False)
     _keyring_checked: float = field(default=0.0, repr=False)
+
+    def access_recently_checked(self, sid: str, sub: str, iat: int) -> bool:
+        """True when this token's revocation check passed less than the cache TTL ago."""
+        until = self._access_ok.get((sid, sub, iat))
+        return until is not None and until > time.monotonic()
+
+    def remember_access_check(self, sid: str, sub: str, iat: int) -> None:
+        """Trust this token's passed revocation check for ``revocation_cache_seconds``."""
+        if self.revocation_cache_seconds <= 0:
+            return
+        if len(self._access_ok) >= 100_000:
+            self._access_ok.clear()
+        self._access_ok[(sid, sub, iat)] = time.monotonic() + self.revocation_cache_seconds
+
+    def revocation_changed(self) -> None:
+        """Forget every cached revocation check (call after revoking anything)."""
+        self._access_ok.clear()
 
     def reload_keyring_if_changed(self) -> bool:
         """Pick up a signing-key rotation written to the secret dir (checked every 10 s).

@@ -4,15 +4,19 @@ One statement carries a whole batch in one parameter per column, so the server p
 statement once and the driver encodes each column as one binary array (the closest thing to
 ``COPY`` that still allows ``ON CONFLICT`` and ``RETURNING``). Values must already be in the
 column's native form (UUID, Decimal, date, aware datetime, str).
+
+:func:`copy_rows` is the bulk path without ``RETURNING``: binary ``COPY`` through the asyncpg
+driver, inside a savepoint of the caller's transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Date, Integer, Numeric, Select, Table, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 from dashtam_core.adapters.sqlalchemy.base import ExactDecimal, UTCDateTime, UUIDType
@@ -58,4 +62,43 @@ def unnest_select(
     return select(*(src.c[name] for name in columns))
 
 
-__all__ = ["unnest_select"]
+async def copy_rows(
+    conn: AsyncConnection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+) -> bool:
+    """``COPY`` ``rows`` into ``table`` inside a savepoint of the caller's transaction.
+
+    Args:
+        conn: a PostgreSQL (asyncpg) connection inside an open transaction that has already
+            executed a statement (the engine's advisory lock), so the driver is in it.
+        table: the table name.
+        columns: the column names, in tuple order.
+        rows: the tuples (any iterable; consumed while the data streams).
+
+    Returns:
+        True when copied; False on a unique-key conflict (savepoint rolled back).
+
+    Raises:
+        Rejected: when ``rows`` raised it (savepoint rolled back). Other errors propagate
+        after the savepoint is rolled back.
+    """
+    from asyncpg.exceptions import UniqueViolationError  # PostgreSQL only: lazy import
+
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    savepoint = await conn.begin_nested()
+    try:
+        await driver.copy_records_to_table(table, records=rows, columns=list(columns))
+    except UniqueViolationError:
+        await savepoint.rollback()
+        return False
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    await savepoint.commit()
+    return True
+
+
+__all__ = ["copy_rows", "unnest_select"]

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import change_log, transactions
 from dashtam_core.domain.transaction import Transaction
-from dashtam_core.sync.bulk import unnest_select
+from dashtam_core.sync.bulk import copy_rows, unnest_select
 from dashtam_core.sync.rows import transaction_from_row
 
 ADDED = "added"
@@ -34,6 +34,8 @@ REMOVED = "removed"
 #: First key of the two-int advisory lock ("DSHT"), so other features can pick other spaces.
 CHANGE_FEED_LOCK_NAMESPACE = 0x44534854
 _IN_CHUNK = 500
+_LOG_COLUMNS = ("user_id", "account_id", "transaction_id", "kind", "created_at")
+_COPY_FROM = 2000  # entries from which COPY beats one INSERT ... SELECT FROM unnest
 
 
 def user_lock_key(user_id: UUID) -> int:
@@ -61,12 +63,20 @@ async def write_changes(
     entries: Sequence[tuple[UUID, str]],
     now: datetime,
 ) -> int:
-    """Append ``(transaction_id, kind)`` entries in order (one executemany); return the count.
+    """Append ``(transaction_id, kind)`` entries in order (one statement); return the count.
+
+    PostgreSQL: one ``INSERT ... SELECT FROM unnest``, or a binary ``COPY`` for long lists.
 
     The caller must hold :func:`lock_change_feed` for ``user_id`` (the engine does).
     """
     if not entries:
         return 0
+    pg = conn.dialect.name == "postgresql"
+    if pg and len(entries) >= _COPY_FROM:
+        # Binary COPY: rows are inserted in order, so seq follows ``entries``.
+        tuples = ((user_id, account_id, tx_id, kind, now) for tx_id, kind in entries)
+        await copy_rows(conn, change_log.name, _LOG_COLUMNS, tuples)
+        return len(entries)
     rows = [
         {
             "user_id": user_id,
@@ -77,7 +87,7 @@ async def write_changes(
         }
         for tx_id, kind in entries
     ]
-    if conn.dialect.name == "postgresql":
+    if pg:
         # One statement; rows come out of unnest in order, so seq follows ``entries``.
         names = list(rows[0])
         await conn.execute(

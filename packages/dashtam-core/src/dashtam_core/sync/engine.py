@@ -8,7 +8,7 @@ return; on ``Err`` or an exception roll back and nothing is left behind.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -20,16 +20,26 @@ from dashtam_core.adapters.sqlalchemy.tables_data import pending_matches, transa
 from dashtam_core.domain.events import DomainEvent, PendingTransactionPosted, TransactionsChanged
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import TransactionStatus
-from dashtam_core.errors import ValidationError
+from dashtam_core.errors import FieldError, ValidationError
 from dashtam_core.ports.provider import ProviderTransaction
 from dashtam_core.result import Err, Ok, Result
 from dashtam_core.sync.changes import ADDED, MODIFIED, REMOVED, lock_change_feed, write_changes
-from dashtam_core.sync.identity import checked_transactions, invalid
+from dashtam_core.sync.copyin import (
+    Rejected,
+    account_is_empty,
+    checked_stream,
+    classify,
+    copy_new_transactions,
+    log_copied_account,
+    missing_in_window_pg,
+)
+from dashtam_core.sync.identity import checked_transactions, invalid, mixed_accounts
 from dashtam_core.sync.outbox import write_events
 from dashtam_core.sync.reconcile import Candidate, Match, MatchRules, match_pending
 from dashtam_core.sync.upsert import (
     SETTLED,
     WITHDRAWN,
+    Stored,
     Written,
     mark_removed,
     missing_in_window,
@@ -82,15 +92,14 @@ def _candidate(row: Any, touched: set[UUID]) -> Candidate:
 async def _reconcile(
     conn: AsyncConnection,
     account_id: UUID,
-    written: list[Written],
+    touched: set[UUID],
     rules: MatchRules,
     now: datetime,
 ) -> list[Match]:
     """Match live pending rows with posted rows, at least one side written in this unit."""
-    if not written:
+    if not touched:
         return []
     t = transactions
-    touched = {w.id for w in written}
     cols = (
         t.c.id,
         t.c.provider_transaction_id,
@@ -151,6 +160,100 @@ async def _reconcile(
     return matches
 
 
+@dataclass(slots=True)
+class _Stored:
+    """What the write step did: ``(id, kind)`` of every row written, in answer order."""
+
+    entries: list[tuple[UUID, str]]
+    unchanged: int
+    seen: set[str]
+    was_empty: bool = False
+    keys: list[str] = field(default_factory=list)  # of ``entries`` (upsert path only)
+    copied: list[UUID] = field(default_factory=list)  # added and logged already
+
+
+async def _store_upserts(
+    conn: AsyncConnection,
+    account_id: UUID,
+    pairs: list[tuple[ProviderTransaction, str]],
+    now: datetime,
+    batch_size: int,
+    existing: dict[str, Stored] | None = None,
+) -> _Stored:
+    """Upsert validated ``pairs`` in batches (both databases).
+
+    ``existing`` is the stored state of the keys when the caller has read it already.
+    """
+    if existing is None:
+        existing = await stored_state(conn, account_id, [r.dedupe_key for r, _ in pairs])
+    written: list[Written] = []
+    unchanged = 0
+    for i in range(0, len(pairs), batch_size):
+        batch = await upsert_batch(conn, account_id, pairs[i : i + batch_size], now, existing)
+        written.extend(batch.written)
+        unchanged += batch.unchanged
+    seen = {r.dedupe_key for r, _ in pairs}
+    entries = [(w.id, w.kind) for w in written]
+    return _Stored(entries, unchanged, seen, keys=[w.key for w in written])
+
+
+async def _store_postgresql(
+    conn: AsyncConnection,
+    user_id: UUID,
+    account_id: UUID,
+    records: Sequence[ProviderTransaction],
+    now: datetime,
+    batch_size: int,
+) -> _Stored | list[FieldError]:
+    """PostgreSQL: ``COPY`` the rows the account does not hold yet, upsert the others.
+
+    An empty account (a first sync) streams validation, hashing and the ``COPY`` together.
+    Returns the problems instead when a record is invalid (nothing written).
+    """
+    if await account_is_empty(conn, account_id):
+        problems = mixed_accounts(records)
+        if problems:
+            return checked_transactions(records)[0]
+        try:
+            copied = await copy_new_transactions(
+                conn, account_id, checked_stream(records, problems), now
+            )
+        except Rejected:
+            return problems
+        if copied is not None:
+            await log_copied_account(conn, user_id, account_id, now)
+            # Every live row of the account now comes from this answer: none can be missing.
+            return _Stored([], 0, set(), was_empty=True, copied=copied)
+        # A writer without the feed lock inserted keys meanwhile: the general path.
+    problems, pairs = checked_transactions(records)
+    if problems:
+        return problems
+    states = await classify(conn, account_id, pairs)
+    fresh: list[tuple[ProviderTransaction, str]] = []
+    known: list[tuple[ProviderTransaction, str]] = []
+    for position, pair in enumerate(pairs):
+        if position not in states.unchanged:
+            (known if pair[0].dedupe_key in states.changed else fresh).append(pair)
+    copied = await copy_new_transactions(conn, account_id, fresh, now) if fresh else []
+    if copied is None:  # conflict: a writer without the lock; upsert everything
+        return await _store_upserts(conn, account_id, pairs, now, batch_size)
+    stage = await _store_upserts(conn, account_id, known, now, batch_size, states.changed)
+    stage.unchanged += len(states.unchanged)
+    stage.seen = {r.dedupe_key for r, _ in pairs}
+    # Entries in answer order (as the upsert alone would have logged them).
+    upserted = dict(zip(stage.keys, stage.entries, strict=True))
+    new_ids = dict(zip((r.dedupe_key for r, _ in fresh), copied, strict=True))
+    entries: list[tuple[UUID, str]] = []
+    for r, _ in pairs:
+        tx_id = new_ids.get(r.dedupe_key)
+        if tx_id is not None:
+            entries.append((tx_id, ADDED))
+        elif (entry := upserted.get(r.dedupe_key)) is not None:
+            entries.append(entry)
+    stage.entries = entries
+    return stage
+
+
 async def ingest_transactions(
     conn: AsyncConnection,
     *,
@@ -189,33 +292,34 @@ async def ingest_transactions(
     Returns:
         ``Ok(TransactionCounts)`` or ``Err(ValidationError)`` naming the bad fields.
     """
-    problems, pairs = checked_transactions(records)
-    if problems:
-        return Err(invalid(problems, "transactions"))
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     now = now or datetime.now(UTC)
     rules = rules or MatchRules()
-    await lock_change_feed(conn, user_id)
+    pg = conn.dialect.name == "postgresql"
+    if pg and records:
+        await lock_change_feed(conn, user_id)
+        stage = await _store_postgresql(conn, user_id, account_id, records, now, batch_size)
+    else:
+        problems, pairs = checked_transactions(records)
+        if problems:
+            return Err(invalid(problems, "transactions"))
+        await lock_change_feed(conn, user_id)
+        stage = await _store_upserts(conn, account_id, pairs, now, batch_size)
+    if isinstance(stage, list):
+        return Err(invalid(stage, "transactions"))
 
-    existing = await stored_state(conn, account_id, [r.dedupe_key for r, _ in pairs])
-    written: list[Written] = []
-    unchanged = 0
-    for i in range(0, len(pairs), batch_size):
-        batch = await upsert_batch(conn, account_id, pairs[i : i + batch_size], now, existing)
-        written.extend(batch.written)
-        unchanged += batch.unchanged
-
-    matches = await _reconcile(conn, account_id, written, rules, now)
+    touched = set(stage.copied)
+    touched.update(tx_id for tx_id, _ in stage.entries)
+    matches = await _reconcile(conn, account_id, touched, rules, now)
 
     withdrawn: list[UUID] = []
-    if authoritative and window is not None and pairs:
-        seen = {r.dedupe_key for r, _ in pairs}
-        withdrawn = await missing_in_window(conn, account_id, window.start, window.end, seen)
+    if authoritative and window is not None and stage.seen and not stage.was_empty:
+        missing = missing_in_window_pg if pg else missing_in_window
+        withdrawn = await missing(conn, account_id, window.start, window.end, stage.seen)
         await mark_removed(conn, withdrawn, reason=WITHDRAWN, now=now)
 
-    entries: list[tuple[UUID, str]] = [(w.id, w.kind) for w in written]
-    touched = {w.id for w in written}
+    entries = stage.entries
     for m in matches:
         entries.append((m.pending_id, REMOVED))
         if m.posted_id not in touched:
@@ -224,10 +328,10 @@ async def ingest_transactions(
     await write_changes(conn, user_id=user_id, account_id=account_id, entries=entries, now=now)
 
     counts = TransactionCounts(
-        added=sum(1 for _, k in entries if k == ADDED),
+        added=len(stage.copied) + sum(1 for _, k in entries if k == ADDED),
         modified=sum(1 for _, k in entries if k == MODIFIED),
         removed=sum(1 for _, k in entries if k == REMOVED),
-        unchanged=unchanged,
+        unchanged=stage.unchanged,
         pending_matched=len(matches),
     )
     if counts.changed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -145,6 +145,124 @@ def validate_transactions(records: list[ProviderTransaction]) -> list[FieldError
     return checked_transactions(records)[0]
 
 
+def _finite(value: object) -> bool:
+    return type(value) is Decimal and value.is_finite()
+
+
+def _fast_valid(r: ProviderTransaction) -> bool:
+    """True when ``r`` passes every per-record check (exact types only; else see the slow path)."""
+    key, ptid, posted, amount, fees, sec = (
+        r.dedupe_key,
+        r.provider_transaction_id,
+        r.posted_at,
+        r.amount,
+        r.fees,
+        r.security,
+    )
+    return (
+        type(key) is str
+        and 0 < len(key) <= _MAX_KEY
+        and type(ptid) is str
+        and 0 < len(ptid) <= _MAX_KEY
+        and type(r.date) is date
+        and (posted is None or (type(posted) is datetime and posted.tzinfo is not None))
+        and type(amount) is Decimal
+        and amount.is_finite()
+        and (fees is None or (type(fees) is Decimal and fees.is_finite()))
+        and type(r.currency) is str
+        and r.currency in _KNOWN_CURRENCIES
+        and type(r.description) is str
+        and type(r.type) is TransactionType
+        and type(r.subtype) is TransactionSubtype
+        and type(r.status) is TransactionStatus
+        and (
+            sec is None
+            or (
+                (
+                    sec.quantity is None
+                    or (type(sec.quantity) is Decimal and sec.quantity.is_finite())
+                )
+                and (sec.price is None or (type(sec.price) is Decimal and sec.price.is_finite()))
+            )
+        )
+    )
+
+
+#: Currencies already seen to match ``[A-Z]{3}`` (at most 26**3 entries).
+_KNOWN_CURRENCIES: set[str] = set()
+
+
+def _record_problems(errors: list[FieldError], i: int, r: ProviderTransaction) -> None:
+    """Append the problems of record ``i`` to ``errors`` (nothing when it is valid)."""
+    currency = r.currency
+    if (
+        type(currency) is str
+        and currency not in _KNOWN_CURRENCIES
+        and _CURRENCY.fullmatch(currency)
+    ):
+        _KNOWN_CURRENCIES.add(currency)
+    if _fast_valid(r):
+        return
+    p = f"transactions[{i}]"
+    _check_key(errors, p, "dedupe_key", r.dedupe_key)
+    _check_key(errors, p, "provider_transaction_id", r.provider_transaction_id)
+    if not isinstance(r.date, date) or isinstance(r.date, datetime):
+        errors.append(FieldError(f"{p}.date", "invalid_date", "a calendar date is required"))
+    _check_aware(errors, p, "posted_at", r.posted_at)
+    _check_decimal(errors, p, "amount", r.amount, required=True)
+    _check_decimal(errors, p, "fees", r.fees)
+    _check_currency(errors, p, "currency", r.currency)
+    _check_text(errors, p, "description", r.description)
+    _check_enum(errors, p, "type", r.type, TransactionType)
+    _check_enum(errors, p, "subtype", r.subtype, TransactionSubtype)
+    _check_enum(errors, p, "status", r.status, TransactionStatus)
+    if r.security is not None:
+        _check_decimal(errors, p, "security.quantity", r.security.quantity)
+        _check_decimal(errors, p, "security.price", r.security.price)
+
+
+def iter_checked(
+    records: Sequence[ProviderTransaction], errors: list[FieldError]
+) -> Iterator[tuple[ProviderTransaction, str]]:
+    """Validate and hash lazily: yield each distinct record once with its content hash.
+
+    Problems are appended to ``errors``; after the first one nothing more is yielded, but the
+    remaining records are still checked so that ``errors`` lists every problem once the
+    iterator is exhausted. Identical repeats of a key collapse; a key with two different
+    contents is a ``duplicate_key`` problem. The one-account-per-batch rule is not checked here
+    (see :func:`checked_transactions`).
+
+    Args:
+        records: the provider's normalized records.
+        errors: receives the problems.
+
+    Yields:
+        ``(record, content_hash)`` in first-seen order, while ``errors`` stays empty.
+    """
+    seen: dict[str, str] = {}
+    for i, r in enumerate(records):
+        _record_problems(errors, i, r)
+        if errors:
+            continue
+        digest = transaction_hash(r)
+        known = seen.get(r.dedupe_key)
+        if known is None:
+            seen[r.dedupe_key] = digest
+            yield r, digest
+        elif known != digest:
+            p = f"transactions[{i}]"
+            errors.append(
+                FieldError(f"{p}.dedupe_key", "duplicate_key", "two different records share a key")
+            )
+
+
+def mixed_accounts(records: Sequence[ProviderTransaction]) -> list[FieldError]:
+    """The one-account-per-batch problem, if ``records`` name several provider accounts."""
+    if len({r.provider_account_id for r in records}) > 1:
+        return [FieldError("provider_account_id", "mixed_accounts", "one account per batch")]
+    return []
+
+
 def checked_transactions(
     records: Sequence[ProviderTransaction],
 ) -> tuple[list[FieldError], list[tuple[ProviderTransaction, str]]]:
@@ -154,40 +272,8 @@ def checked_transactions(
         The problems, and (when there are none) each distinct record once with its content
         hash, in first-seen order (identical repeats collapse).
     """
-    errors: list[FieldError] = []
-    seen: dict[str, str] = {}
-    unique: list[tuple[ProviderTransaction, str]] = []
-    accounts = {r.provider_account_id for r in records}
-    if len(accounts) > 1:
-        errors.append(FieldError("provider_account_id", "mixed_accounts", "one account per batch"))
-    for i, r in enumerate(records):
-        p = f"transactions[{i}]"
-        _check_key(errors, p, "dedupe_key", r.dedupe_key)
-        _check_key(errors, p, "provider_transaction_id", r.provider_transaction_id)
-        if not isinstance(r.date, date) or isinstance(r.date, datetime):
-            errors.append(FieldError(f"{p}.date", "invalid_date", "a calendar date is required"))
-        _check_aware(errors, p, "posted_at", r.posted_at)
-        _check_decimal(errors, p, "amount", r.amount, required=True)
-        _check_decimal(errors, p, "fees", r.fees)
-        _check_currency(errors, p, "currency", r.currency)
-        _check_text(errors, p, "description", r.description)
-        _check_enum(errors, p, "type", r.type, TransactionType)
-        _check_enum(errors, p, "subtype", r.subtype, TransactionSubtype)
-        _check_enum(errors, p, "status", r.status, TransactionStatus)
-        if r.security is not None:
-            _check_decimal(errors, p, "security.quantity", r.security.quantity)
-            _check_decimal(errors, p, "security.price", r.security.price)
-        if errors:
-            continue
-        digest = transaction_hash(r)
-        known = seen.get(r.dedupe_key)
-        if known is None:
-            seen[r.dedupe_key] = digest
-            unique.append((r, digest))
-        elif known != digest:
-            errors.append(
-                FieldError(f"{p}.dedupe_key", "duplicate_key", "two different records share a key")
-            )
+    errors = mixed_accounts(records)
+    unique = list(iter_checked(records, errors))
     return errors, ([] if errors else unique)
 
 
@@ -227,6 +313,8 @@ __all__ = [
     "checked_transactions",
     "holding_hash",
     "invalid",
+    "iter_checked",
+    "mixed_accounts",
     "transaction_hash",
     "validate_holdings",
     "validate_transactions",

@@ -84,6 +84,7 @@ class Written:
     kind: str  # added | modified
     status: str
     date: date
+    key: str = ""  # the row's dedupe_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +243,7 @@ async def upsert_batch(
     for tx_id, key in result:
         row = proposed[key]
         kind = ADDED if tx_id == row["id"] or key in revived else MODIFIED
-        written.append(Written(tx_id, kind, row["status"], row["date"]))
+        written.append(Written(tx_id, kind, row["status"], row["date"], key))
     return BatchResult(written, len(batch) - len(written))
 
 

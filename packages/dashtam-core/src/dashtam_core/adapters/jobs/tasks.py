@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -80,7 +80,8 @@ def _now() -> datetime:
 class Tasks:
     """The registered tasks (kick them with ``await task.kiq(...)``)."""
 
-    sync_connection: AsyncTaskiqDecoratedTask[[str], Coroutine[Any, Any, dict[str, Any]]]
+    #: ``(sync_id, scope=None, force=False, start_date=None)`` (ISO date string).
+    sync_connection: AsyncTaskiqDecoratedTask[..., Coroutine[Any, Any, dict[str, Any]]]
     scheduled_syncs: _CountTask
     refresh_tokens: _CountTask
     expiry_warnings: _CountTask
@@ -112,8 +113,20 @@ class JobQueue:
 
     # -- task bodies ---------------------------------------------------------------------------
 
-    async def _sync(self, sync_id: str) -> dict[str, Any]:
-        result = await run_sync(self.container, UUID(sync_id))
+    async def _sync(
+        self,
+        sync_id: str,
+        scope: list[str] | None = None,
+        force: bool = False,
+        start_date: str | None = None,
+    ) -> dict[str, Any]:
+        result = await run_sync(
+            self.container,
+            UUID(sync_id),
+            scope=scope,
+            force=force,
+            start_date=date.fromisoformat(start_date) if start_date else None,
+        )
         if isinstance(result, Err):
             return {"id": sync_id, "status": "missing", "error": result.error.message}
         run = result.value
@@ -239,8 +252,13 @@ class JobQueue:
     def _register(self) -> Tasks:
         b = self.broker
 
-        async def sync_connection(sync_id: str) -> dict[str, Any]:
-            return await self._sync(sync_id)
+        async def sync_connection(
+            sync_id: str,
+            scope: list[str] | None = None,
+            force: bool = False,
+            start_date: str | None = None,
+        ) -> dict[str, Any]:
+            return await self._sync(sync_id, scope, force, start_date)
 
         async def scheduled_syncs() -> int:
             return await self._scheduled_syncs()
@@ -279,11 +297,30 @@ class JobQueue:
 
     # -- API for callers -----------------------------------------------------------------------
 
-    async def enqueue_sync(self, connection_id: UUID) -> Result[SyncRun, DashtamError]:
-        """Queue a sync (or return the active one) and kick a worker for a queued run."""
+    async def enqueue_sync(
+        self,
+        connection_id: UUID,
+        *,
+        scope: Sequence[str] | None = None,
+        force: bool = False,
+        start_date: date | None = None,
+    ) -> Result[SyncRun, DashtamError]:
+        """Queue a sync (or return the active one) and kick a worker for a queued run.
+
+        Args:
+            connection_id: the connection.
+            scope: stages to run (default: all).
+            force: refresh OAuth tokens first.
+            start_date: fetch transactions from this date instead of the watermark.
+        """
         queued = await queue_sync(self.container, connection_id)
         if isinstance(queued, Ok) and queued.value.status == SyncStatus.QUEUED:
-            await self.tasks.sync_connection.kiq(str(queued.value.id))
+            await self.tasks.sync_connection.kiq(
+                str(queued.value.id),
+                list(scope) if scope else None,
+                force,
+                start_date.isoformat() if start_date else None,
+            )
         return queued
 
     def scheduler(self) -> TaskiqScheduler:

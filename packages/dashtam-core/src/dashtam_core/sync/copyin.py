@@ -1,0 +1,290 @@
+"""PostgreSQL fast paths of the transactions stage: ``COPY`` new rows, compare on the server.
+
+Rows whose key the account does not hold yet (the whole answer on a first sync) do not need
+``ON CONFLICT``: the engine holds the user's change-feed advisory lock, which every transactions
+writer takes before reading the stored state, so nobody else can insert those keys meanwhile.
+They are streamed with ``COPY ... FROM STDIN (FORMAT binary)`` (asyncpg's
+``copy_records_to_table``) on the caller's connection, inside the caller's transaction, in a
+savepoint. The rows are produced lazily, so validation, hashing and id generation in Python
+overlap with the server inserting the rows already sent.
+
+* A validation problem found while streaming aborts the ``COPY``: the savepoint is rolled back
+  and :class:`Rejected` is raised (nothing written).
+* A unique-key conflict (a writer that did not take the lock) rolls the savepoint back and
+  returns ``False``; the engine then falls back to the ``ON CONFLICT`` upsert.
+
+For accounts that hold rows already, :func:`classify` compares the answer's content hashes with
+the stored ones on the server and returns only what needs writing, and
+:func:`missing_in_window_pg` finds withdrawn rows with one anti-join: an identical re-sync
+moves two integer arrays' worth of results instead of every stored row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import BigInteger, Boolean, String, bindparam, column, exists, select, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dashtam_core.adapters.sqlalchemy.base import UTCDateTime, UUIDType
+from dashtam_core.adapters.sqlalchemy.tables_data import transactions
+from dashtam_core.domain.ids import uuid7_batch
+from dashtam_core.errors import FieldError
+from dashtam_core.ports.provider import ProviderTransaction
+from dashtam_core.sync.bulk import copy_rows
+from dashtam_core.sync.changes import ADDED
+from dashtam_core.sync.identity import iter_checked
+from dashtam_core.sync.upsert import SETTLED, Stored
+
+#: The ``transactions`` columns a new row gets, in :func:`transaction_tuples` order.
+COPY_COLUMNS = (
+    "id",
+    "account_id",
+    "provider_transaction_id",
+    "dedupe_key",
+    "date",
+    "posted_at",
+    "amount",
+    "currency",
+    "description",
+    "merchant",
+    "type",
+    "subtype",
+    "status",
+    "pending_link",
+    "security_symbol",
+    "security_quantity",
+    "security_price",
+    "security_asset_type",
+    "fees",
+    "content_hash",
+    "created_at",
+    "updated_at",
+)
+_ID_CHUNK = 1024
+_STATE_CHUNK = 20000
+
+
+class Rejected(Exception):
+    """Raised when a streamed record fails validation (the ``COPY`` was rolled back)."""
+
+
+async def account_is_empty(conn: AsyncConnection, account_id: UUID) -> bool:
+    """True when the account holds no transaction row at all (removed ones count)."""
+    t = transactions
+    stmt = select(exists().where(t.c.account_id == account_id))
+    return not bool((await conn.execute(stmt)).scalar_one())
+
+
+def transaction_tuples(
+    account_id: UUID,
+    pairs: Iterable[tuple[ProviderTransaction, str]],
+    now: datetime,
+    ids_out: list[UUID],
+) -> Iterator[tuple[Any, ...]]:
+    """``COPY`` tuples (:data:`COPY_COLUMNS`) for ``(record, content_hash)`` pairs.
+
+    Fresh UUIDv7s are drawn in chunks and appended to ``ids_out`` in row order. Enum members
+    go to the driver as they are (``StrEnum``: their text is their value).
+    """
+    ids: list[UUID] = []
+    index = 0
+    for r, digest in pairs:
+        if index == len(ids):
+            ids = uuid7_batch(_ID_CHUNK)
+            index = 0
+        tx_id = ids[index]
+        index += 1
+        ids_out.append(tx_id)
+        sec = r.security
+        if sec is None:
+            symbol = quantity = price = asset_type = None
+        else:
+            symbol, quantity, price, asset_type = (
+                sec.symbol,
+                sec.quantity,
+                sec.price,
+                sec.asset_type,
+            )
+        yield (
+            tx_id,
+            account_id,
+            r.provider_transaction_id,
+            r.dedupe_key,
+            r.date,
+            r.posted_at,
+            r.amount,
+            r.currency,
+            r.description,
+            r.merchant,
+            r.type,
+            r.subtype,
+            r.status,
+            r.pending_link,
+            symbol,
+            quantity,
+            price,
+            asset_type,
+            r.fees,
+            digest,
+            now,
+            now,
+        )
+
+
+def checked_stream(
+    records: Sequence[ProviderTransaction], errors: list[FieldError]
+) -> Iterator[tuple[ProviderTransaction, str]]:
+    """:func:`~dashtam_core.sync.identity.iter_checked` that raises :class:`Rejected` at the end
+    if any record was invalid (so a ``COPY`` consuming it aborts)."""
+    yield from iter_checked(records, errors)
+    if errors:
+        raise Rejected(f"{len(errors)} invalid field(s)")
+
+
+async def copy_new_transactions(
+    conn: AsyncConnection,
+    account_id: UUID,
+    pairs: Iterable[tuple[ProviderTransaction, str]],
+    now: datetime,
+) -> list[UUID] | None:
+    """Insert rows for records whose key the account does not hold; return their new ids.
+
+    Returns:
+        The ids in row order, or ``None`` after a unique-key conflict (nothing written).
+
+    Raises:
+        Rejected: when ``pairs`` raised it (nothing written).
+    """
+    ids: list[UUID] = []
+    tuples = transaction_tuples(account_id, pairs, now, ids)
+    if not await copy_rows(conn, transactions.name, COPY_COLUMNS, tuples):
+        return None
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStates:
+    """How an answer's keys stand against the stored rows (see :func:`classify`)."""
+
+    unchanged: frozenset[int]  # positions (0-based) of records stored with the same content
+    changed: dict[str, Stored]  # stored keys whose content differs, or that were removed
+
+
+_CLASSIFY = text(
+    """
+    WITH j AS MATERIALIZED (
+        SELECT s.ord, s.key, t.content_hash, t.removed_at IS NOT NULL AS removed,
+               t.removed_reason,
+               (t.content_hash = s.hash AND t.removed_at IS NULL)
+               OR coalesce(t.removed_reason = :settled, false) AS same
+        FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[])) WITH ORDINALITY
+             AS s(key, hash, ord)
+        JOIN transactions AS t ON t.account_id = :account_id AND t.dedupe_key = s.key
+    )
+    SELECT NULL AS key, NULL AS content_hash, NULL AS removed, NULL AS removed_reason,
+           (SELECT array_agg(ord) FROM j WHERE same) AS same_positions
+    UNION ALL
+    SELECT key, content_hash, removed, removed_reason, NULL FROM j WHERE NOT same
+    """
+).columns(
+    column("key", String()),
+    column("content_hash", String()),
+    column("removed", Boolean()),
+    column("removed_reason", String()),
+    column("same_positions", postgresql.ARRAY(BigInteger())),
+)
+
+
+async def classify(
+    conn: AsyncConnection, account_id: UUID, pairs: Sequence[tuple[ProviderTransaction, str]]
+) -> KeyStates:
+    """Compare ``(record, content_hash)`` pairs with the stored rows, on the server.
+
+    Only what needs writing comes back: the positions of unchanged records (one integer array;
+    a settled row counts as unchanged, it is frozen) and the stored state of changed or removed
+    keys. Keys in neither are new. One statement per 20k keys.
+    """
+    unchanged: set[int] = set()
+    changed: dict[str, Stored] = {}
+    for start in range(0, len(pairs), _STATE_CHUNK):
+        chunk = pairs[start : start + _STATE_CHUNK]
+        params = {
+            "keys": [r.dedupe_key for r, _ in chunk],
+            "hashes": [digest for _, digest in chunk],
+            "account_id": account_id,
+            "settled": SETTLED,
+        }
+        for key, digest, removed, reason, same in await conn.execute(_CLASSIFY, params):
+            if key is None:
+                unchanged.update(start + position - 1 for position in same or ())
+            else:
+                changed[key] = Stored(digest, bool(removed), reason)
+    return KeyStates(frozenset(unchanged), changed)
+
+
+_MISSING = text(
+    """
+    SELECT t.id FROM transactions AS t
+    LEFT JOIN unnest(CAST(:keys AS text[])) AS k(key) ON k.key = t.dedupe_key
+    WHERE t.account_id = :account_id AND t.removed_at IS NULL
+      AND t.date >= :start AND t.date <= :end AND k.key IS NULL
+    ORDER BY t.date, t.id
+    """
+).columns(column("id", UUIDType()))
+
+
+async def missing_in_window_pg(
+    conn: AsyncConnection, account_id: UUID, start: date, end: date, seen_keys: set[str]
+) -> list[UUID]:
+    """:func:`~dashtam_core.sync.upsert.missing_in_window` as one anti-join on the server
+    (only the missing ids travel back)."""
+    params = {"keys": list(seen_keys), "account_id": account_id, "start": start, "end": end}
+    return [row[0] for row in await conn.execute(_MISSING, params)]
+
+
+_LOG_ACCOUNT = text(
+    """
+    INSERT INTO change_log (user_id, account_id, transaction_id, kind, created_at)
+    SELECT CAST(:user_id AS uuid), CAST(:account_id AS uuid), t.id, CAST(:kind AS varchar),
+           CAST(:now AS timestamptz)
+    FROM transactions AS t
+    WHERE t.account_id = :account_id ORDER BY t.id
+    """
+).bindparams(
+    bindparam("user_id", type_=UUIDType()),
+    bindparam("account_id", type_=UUIDType()),
+    bindparam("now", type_=UTCDateTime()),
+)
+
+
+async def log_copied_account(
+    conn: AsyncConnection, user_id: UUID, account_id: UUID, now: datetime
+) -> None:
+    """Log every row of an account that was empty before this unit's ``COPY`` as ``added``.
+
+    Server-side ``INSERT ... SELECT`` in id order, which is the copy order (the ids are
+    UUIDv7s drawn in row order). Only valid right after :func:`copy_new_transactions` into an
+    account :func:`account_is_empty` reported empty, under the user's feed lock.
+    """
+    params = {"user_id": user_id, "account_id": account_id, "kind": ADDED, "now": now}
+    await conn.execute(_LOG_ACCOUNT, params)
+
+
+__all__ = [
+    "COPY_COLUMNS",
+    "KeyStates",
+    "Rejected",
+    "account_is_empty",
+    "checked_stream",
+    "classify",
+    "copy_new_transactions",
+    "log_copied_account",
+    "missing_in_window_pg",
+    "transaction_tuples",
+]
