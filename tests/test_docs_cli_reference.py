@@ -90,7 +90,9 @@ def test_cli_reference_matches_the_real_help() -> None:
 
 
 def test_subcommand_parser() -> None:
-    text = "Usage: x\n\nCommands:\n  serve   Serve.\n  new-provider\n  db      DB.\n\nOther:\n  no\n"
+    text = (
+        "Usage: x\n\nCommands:\n  serve   Serve.\n  new-provider\n  db      DB.\n\nOther:\n  no\n"
+    )
     assert subcommands(text) == ["serve", "new-provider", "db"]
 
 

@@ -120,4 +120,4 @@ def test_marker_parsing(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     blocks = python_blocks(page)
-    assert [(b.line, b.skip) for b in blocks] == [(3, "needs a server"), (6, None)]
+    assert [(b.line, b.skip) for b in blocks] == [(2, "needs a server"), (6, None)]

@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ async def cluster(schwab: Served, tmp_path: Path) -> AsyncIterator[Cluster]:
             if not k.startswith("DASHTAM_") and k != "PYTHONDONTWRITEBYTECODE"
         }
         env |= {
-            "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"),
+            "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "dashtam-robust-pycache"),
             "DASHTAM_DATABASE_URL": db_url,
             "DASHTAM_REDIS_URL": redis_url,
             "DASHTAM_JOBS_QUEUE": queue_name,

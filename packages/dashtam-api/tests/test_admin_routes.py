@@ -233,3 +233,47 @@ async def test_corrupt_policy_rows_fail_closed(make: Factory) -> None:
         )
     token = (await _login(client, "u@example.com")).json()["access_token"]
     assert (await client.get("/api/v1/users/me", headers=_auth(token))).status_code == 503
+
+
+async def test_jobs_overview(make: Factory) -> None:
+    from datetime import UTC, datetime
+
+    from dashtam_core.adapters.sqlalchemy.tables import provider_connections, users
+    from dashtam_core.adapters.sqlalchemy.tables_data import sync_runs
+    from dashtam_core.domain.ids import uuid7
+
+    app, client = await make()
+    await _seed(app)
+    now = datetime.now(UTC)
+    connection_id = uuid7()
+    async with app.state.engine.begin() as conn:
+        owner = (await conn.execute(users.select().where(users.c.email == "u@example.com"))).one()
+        await conn.execute(
+            provider_connections.insert().values(
+                id=connection_id,
+                user_id=owner.id,
+                provider="alpaca",
+                status="error",
+                created_at=now,
+            )
+        )
+        for status, error in (("failed", "provider_unavailable: 503"), ("succeeded", None)):
+            await conn.execute(
+                sync_runs.insert().values(
+                    id=uuid7(),
+                    connection_id=connection_id,
+                    status=status,
+                    created_at=now,
+                    started_at=now,
+                    finished_at=now,
+                    error=error,
+                )
+            )
+    admin = (await _login(client, "root@example.com")).json()["access_token"]
+    user = (await _login(client, "u@example.com")).json()["access_token"]
+    assert (await client.get("/api/v1/admin/jobs", headers=_auth(user))).status_code == 403
+    body = (await client.get("/api/v1/admin/jobs", headers=_auth(admin))).json()
+    assert body["queue"] == {"backend": "in-process", "depth": 0}
+    assert body["syncs"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1}
+    assert [f["error"] for f in body["recent_failures"]] == ["provider_unavailable: 503"]
+    assert body["recent_failures"][0]["connection_id"] == str(connection_id)

@@ -294,3 +294,25 @@ async def test_jwks_publishes_the_verifying_key(
     )
     assert claims["sid"] == pair["session_id"]
     assert all(set(k) == {"kty", "crv", "x", "kid", "alg", "use"} for k in jwks["keys"])
+
+
+async def test_signing_key_rotation_fails_no_request(
+    stack: tuple[DashtamApp, httpx.AsyncClient],
+) -> None:
+    from dashtam_core.adapters.security.keys import rotate_signing_key
+
+    app, client = stack
+    kit = _kit(app)
+    before = await _login(client)
+    old_kid = pyjwt.get_unverified_header(before["access_token"])["kid"]
+    new_kid = rotate_signing_key(kit.settings.secret_dir, publish_lead=0.0)
+    kit._keyring_checked = 0.0  # do not wait for the periodic key-file check
+    published = {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+    assert {old_kid, new_kid} <= published
+    old_token = {"Authorization": f"Bearer {before['access_token']}"}
+    assert (await client.get("/api/v1/users/me", headers=old_token)).status_code == 200
+    after = await _login(client)
+    assert pyjwt.get_unverified_header(after["access_token"])["kid"] == new_kid
+    new_token = {"Authorization": f"Bearer {after['access_token']}"}
+    assert (await client.get("/api/v1/users/me", headers=new_token)).status_code == 200
+    assert (await client.get("/api/v1/users/me", headers=old_token)).status_code == 200

@@ -1,4 +1,4 @@
-"""Administration (api.md): users and roles, locks, audit trail, global token rotation.
+"""Administration (api.md): users and roles, locks, audit trail, token rotation, jobs.
 
 Admin routes need role ``admin`` (Casbin ``admin/*``); the audit-trail reads also allow
 ``auditor``. Every call is audited, reads of the audit trail included.
@@ -6,13 +6,15 @@ Admin routes need role ``admin`` (Casbin ``admin/*``); the audit-trail reads als
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from dashtam_api.auth import CurrentPrincipal, SecurityDep
+from dashtam_api.deps import get_redis
 from dashtam_api.registry import RouteSpec
 from dashtam_core.application import admin
 from dashtam_core.application.audit import (
@@ -99,6 +101,40 @@ class RotationOut(BaseModel):
 
     valid_after: datetime
     sessions_revoked: int
+
+
+class QueueOut(BaseModel):
+    """The job queue: where jobs run and how many wait."""
+
+    backend: str
+    depth: int
+
+
+class SyncCountsOut(BaseModel):
+    """Sync runs by status."""
+
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+
+
+class FailureOut(BaseModel):
+    """One failed sync run."""
+
+    id: UUID
+    connection_id: UUID
+    finished_at: datetime | None
+    error: str | None
+
+
+class JobsOut(BaseModel):
+    """Queue depth, workers and recent failures."""
+
+    queue: QueueOut
+    workers: str
+    syncs: SyncCountsOut
+    recent_failures: list[FailureOut]
 
 
 def _cursor(value: str | None) -> int | None:
@@ -196,11 +232,44 @@ async def rotate_tokens(
     return RotationOut(valid_after=rotation.valid_after, sessions_revoked=rotation.sessions_revoked)
 
 
+async def jobs(request: Request, principal: CurrentPrincipal, kit: SecurityDep) -> JobsOut:
+    """Queue depth, where workers run, sync runs by status and the latest failures."""
+    overview = await admin.job_overview(kit)
+    redis = get_redis(request)
+    if redis is not None:
+        from dashtam_core.adapters.jobs.broker import QUEUE_ENV, QUEUE_NAME
+
+        depth = int(await redis.llen(os.environ.get(QUEUE_ENV) or QUEUE_NAME))
+        queue = QueueOut(backend="redis", depth=depth)
+        workers = "dashtam worker processes (Redis queue)"
+    else:
+        queue = QueueOut(backend="in-process", depth=overview["syncs"]["queued"])
+        workers = "in-process (the API server runs jobs)"
+    return JobsOut(
+        queue=queue,
+        workers=workers,
+        syncs=SyncCountsOut(**overview["syncs"]),
+        recent_failures=[FailureOut(**f) for f in overview["recent_failures"]],
+    )
+
+
 _USERS = ("admin/users", "read")
 _USERS_WRITE = ("admin/users", "write")
 _AUDIT = ("admin/audit_events", "read")
 
 ROUTES = (
+    RouteSpec(
+        name="admin.jobs",
+        method="GET",
+        path="/api/v1/admin/jobs",
+        handler=jobs,
+        auth="admin",
+        policy=("admin/jobs", "read"),
+        rate_limit="read_user",
+        response_model=JobsOut,
+        errors=_AUTH_ERRORS,
+        tags=("admin",),
+    ),
     RouteSpec(
         name="admin.users.list",
         method="GET",

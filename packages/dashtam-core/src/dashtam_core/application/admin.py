@@ -78,10 +78,14 @@ async def set_roles(
         await uow.users.update(user)
         revoked = await revoke_user_sessions(uow, user.id, now=now, reason="role_change")
         await audit(
-            uow.connection, kit.audit_key, origin, "admin.user.roles", object_type="user",
+            uow.connection,
+            kit.audit_key,
+            origin,
+            "admin.user.roles",
+            object_type="user",
             object_id=user.id,
             details={"before": before, "after": ",".join(map(str, parsed)), "revoked": revoked},
-        )  # fmt: skip
+        )
         await uow.commit()
         kit.revocation_changed()
     return user_view(user, now)
@@ -109,10 +113,14 @@ async def set_lock(
             revoked = await revoke_user_sessions(uow, user.id, now=now, reason="locked")
         await uow.users.update(user)
         await audit(
-            uow.connection, kit.audit_key, origin,
+            uow.connection,
+            kit.audit_key,
+            origin,
             "admin.user.lock" if locked else "admin.user.unlock",
-            object_type="user", object_id=user.id, details={"revoked": revoked},
-        )  # fmt: skip
+            object_type="user",
+            object_id=user.id,
+            details={"revoked": revoked},
+        )
         await uow.commit()
         kit.revocation_changed()
     return user_view(user, now)
@@ -153,12 +161,47 @@ async def rotate_all_tokens(kit: SecurityKit, reason: str, *, origin: Origin) ->
             )
         ).rowcount
         await audit(
-            conn, kit.audit_key, origin, "admin.security.rotation", object_type="system",
+            conn,
+            kit.audit_key,
+            origin,
+            "admin.security.rotation",
+            object_type="system",
             details={"reason": reason[:500], "sessions_revoked": revoked},
-        )  # fmt: skip
+        )
         await uow.commit()
         kit.revocation_changed()
     return Rotation(valid_after, int(revoked), int(touched))
+
+
+async def job_overview(kit: SecurityKit, *, failures: int = 20) -> dict[str, Any]:
+    """Sync jobs by status and the most recent failures (``GET /admin/jobs``)."""
+    from sqlalchemy import func, select
+
+    from dashtam_core.adapters.sqlalchemy.tables_data import sync_runs as sr
+
+    async with kit.engine.connect() as conn:
+        rows = await conn.execute(select(sr.c.status, func.count()).group_by(sr.c.status))
+        counts: dict[str, int] = {str(status): int(n) for status, n in rows.all()}
+        failed = (
+            await conn.execute(
+                select(sr.c.id, sr.c.connection_id, sr.c.finished_at, sr.c.error)
+                .where(sr.c.status == "failed")
+                .order_by(sr.c.finished_at.desc(), sr.c.id.desc())
+                .limit(failures)
+            )
+        ).all()
+    return {
+        "syncs": {s: int(counts.get(s, 0)) for s in ("queued", "running", "succeeded", "failed")},
+        "recent_failures": [
+            {
+                "id": r.id,
+                "connection_id": r.connection_id,
+                "finished_at": r.finished_at,
+                "error": r.error,
+            }
+            for r in failed
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +269,14 @@ async def reencrypt_credentials(
                 .values(mfa_secret_encrypted=new_vault.encrypt(plain, row.id))
             )
         await audit(
-            conn, kit.audit_key, origin, "admin.keys.rotate", object_type="vault",
+            conn,
+            kit.audit_key,
+            origin,
+            "admin.keys.rotate",
+            object_type="vault",
             object_id=new_vault.primary,
             details={"credentials": count, "mfa_secrets": len(mfa_rows)},
-        )  # fmt: skip
+        )
         await uow.commit()
     return KeyRotation(new_vault.primary, count, len(mfa_rows))
 
@@ -238,6 +285,7 @@ __all__ = [
     "InvalidRoles",
     "KeyRotation",
     "Rotation",
+    "job_overview",
     "list_users",
     "parse_roles",
     "reencrypt_credentials",
