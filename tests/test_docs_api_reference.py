@@ -13,9 +13,10 @@ from dashtam_api import create_app
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "api.md"
 ROW = re.compile(
     r"^\| (?P<method>GET|POST|PUT|PATCH|DELETE) \| `(?P<path>[^`]+)` \| (?P<auth>[a-z]+) \| "
-    r"(?P<status>[0-9,]+) \|",
+    r"(?P<status>[0-9,]+) \|(?P<what>[^\n]*)$",
     re.MULTILINE,
 )
+QUERY = re.compile(r"Query: ((?:`\w+`(?:, )?)+)\.")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,15 @@ def test_auth_and_success_status_agree(openapi: dict[str, Any]) -> None:
         assert row["auth"] == op.get("x-auth"), (key, row["auth"], op.get("x-auth"))
         success = ",".join(code for code in op["responses"] if code.startswith("2"))
         assert row["status"] == success, (key, row["status"], success)
+
+
+def test_query_parameters_agree(openapi: dict[str, Any]) -> None:
+    ops = operations(openapi)
+    for key, row in documented().items():
+        found = QUERY.search(row["what"])
+        written = set(re.findall(r"`(\w+)`", found[1])) if found else set()
+        actual = {p["name"] for p in ops[key].get("parameters", []) if p["in"] == "query"}
+        assert written == actual, (key, sorted(written), sorted(actual))
 
 
 def test_row_pattern_reads_the_page() -> None:

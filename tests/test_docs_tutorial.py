@@ -257,6 +257,7 @@ def run_page(page: Path, workdir: Path, env: dict[str, str]) -> int:
     return ran
 
 
+@pytest.mark.slow
 def test_tutorial_runs_as_written(tutorial_env: tuple[Path, dict[str, str]]) -> None:
     workdir, env = tutorial_env
     blocks = fences(TUTORIAL.read_text(encoding="utf-8"))
@@ -268,6 +269,7 @@ def test_tutorial_runs_as_written(tutorial_env: tuple[Path, dict[str, str]]) -> 
     assert list((workdir / "var" / "outbox").glob("*.eml"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", SHELL_PAGES[1:], ids=lambda p: p.name)
 def test_how_to_runs_as_written(page: Path, tutorial_env: tuple[Path, dict[str, str]]) -> None:
     workdir, env = tutorial_env

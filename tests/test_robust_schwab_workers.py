@@ -31,6 +31,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from sqlalchemy import func, select, update
+from taskiq import AsyncTaskiqTask
 
 from dashtam_core.adapters.jobs.broker import build_broker
 from dashtam_core.adapters.jobs.tasks import JobQueue
@@ -241,8 +242,8 @@ async def _connect(c: Container, sandbox_url: str) -> UUID:
     return conn.unwrap().id
 
 
-async def _wait_done(c: Container, sync_id: UUID, timeout: float = 60) -> SyncStatus:
-    deadline = time.monotonic() + timeout
+async def _wait_done(c: Container, sync_id: UUID) -> SyncStatus:
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         async with c.engine.connect() as db:
             run = await get_sync_run(db, sync_id)
@@ -327,7 +328,7 @@ async def test_two_workers_expired_token_one_refresh_no_duplicates(
 
     cluster.start_workers(2)
     run = (await queue_sync(c, connection_id)).unwrap()
-    kicked = []
+    kicked: list[AsyncTaskiqTask[Any]] = []
     for _ in range(3):  # the same sync handed out repeatedly, and the refresh job alongside it
         kicked.append(await cluster.queue.tasks.sync_connection.kiq(str(run.id)))
         kicked.append(await cluster.queue.tasks.refresh_tokens.kiq())

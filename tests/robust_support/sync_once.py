@@ -2,8 +2,9 @@
 
 Usage: ``python sync_once.py CONNECTION_ID`` with the ``DASHTAM_*`` settings in the environment.
 The process builds the application container, prints ``ready`` and waits for a line on stdin,
-then runs :func:`dashtam_core.application.syncing.sync_connection` and prints the run's status
-as JSON. The test kills it with SIGKILL at a random moment after sending that line.
+then runs :func:`dashtam_core.application.syncing.sync_connection` and prints the run's id and
+status as JSON (exit 0; 1 on an ``Err``). ``test_robust_sigkill.py`` kills it with SIGKILL at a
+random moment after sending that line; ``test_robust_concurrent_sync.py`` runs several at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dashtam_core.settings import CoreSettings
 
 
 async def main(connection_id: UUID) -> int:
-    """Wait for the go line, sync, report; 0 when the sync succeeded."""
+    """Wait for the go line, sync, report; 0 when a run came back (its status is printed)."""
     container = await Container.create(CoreSettings(_env_file=None), migrate=False)
     try:
         print("ready", flush=True)
@@ -31,7 +32,7 @@ async def main(connection_id: UUID) -> int:
             return 1
         run = result.value
         print(json.dumps({"id": str(run.id), "status": str(run.status)}), flush=True)
-        return 0 if str(run.status) == "succeeded" else 1
+        return 0
     finally:
         await container.aclose()
 

@@ -10,7 +10,8 @@ logs or the archived :class:`~dashtam_core.ports.provider.RawPayload` pages.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from dashtam_core.ports.provider import (
     ProviderHolding,
     ProviderTransaction,
     RawPayload,
+    Remapped,
 )
 from dashtam_core.result import Err, Ok, Result
 from dashtam_provider_alpaca.mapping import (
@@ -39,6 +41,7 @@ from dashtam_provider_alpaca.mapping import (
     map_activities,
     map_positions,
 )
+from dashtam_provider_alpaca.remap import environment_note, remap_pages
 from dashtam_provider_alpaca.settings import AlpacaSettings
 
 logger = logging.getLogger("dashtam_provider_alpaca")
@@ -78,8 +81,9 @@ class AlpacaProvider:
 
     Implements :class:`~dashtam_core.ports.provider.AccountsProvider`,
     :class:`~dashtam_core.ports.provider.HoldingsProvider`,
-    :class:`~dashtam_core.ports.provider.TransactionsProvider` and
-    :class:`~dashtam_core.ports.provider.ApiKeyAuth`.
+    :class:`~dashtam_core.ports.provider.TransactionsProvider`,
+    :class:`~dashtam_core.ports.provider.ApiKeyAuth` and
+    :class:`~dashtam_core.ports.provider.Remappable`.
 
     Args:
         settings: hosts, timeouts and page size.
@@ -195,6 +199,8 @@ class AlpacaProvider:
         )
         if isinstance(mapped, Err):
             return Err(mapped.error)
+        # The environment names the account; keep it with the page for ``remap``.
+        raw = replace(raw, request=raw.request + environment_note(keys.environment))
         return Ok(Fetched(records=[mapped.value], raw=[raw]))
 
     async def fetch_holdings(
@@ -287,6 +293,16 @@ class AlpacaProvider:
             tokens.add(last)
             token = last
         return Ok(Fetched(records=records, raw=pages))
+
+    # ------------------------------------------------------------------ Remappable
+
+    def remap(self, payloads: Sequence[RawPayload]) -> Result[Remapped, ProviderError]:
+        """Re-derive records from archived pages (newest first) without calling Alpaca.
+
+        Runs the fetch methods' mapping functions on each page; see
+        :func:`dashtam_provider_alpaca.remap.remap_pages`.
+        """
+        return remap_pages(payloads, currency=self._settings.currency)
 
 
 def create_provider(settings: Any, http_client: httpx.AsyncClient) -> AlpacaProvider:

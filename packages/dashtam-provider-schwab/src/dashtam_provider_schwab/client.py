@@ -12,6 +12,7 @@ query only (no header, no token). Refreshing is the caller's decision
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -33,18 +34,18 @@ from dashtam_core.ports.provider import (
     ProviderHolding,
     ProviderTransaction,
     RawPayload,
+    Remapped,
 )
 from dashtam_core.result import Err, Ok, Result
 from dashtam_provider_schwab.mapping import (
-    MappingError,
     decode_json,
-    map_account,
     map_account_numbers,
+    map_accounts,
     map_positions,
     parse_timestamp,
-    securities_account,
 )
 from dashtam_provider_schwab.oauth import Clock, SchwabOAuth
+from dashtam_provider_schwab.remap import remap_pages
 from dashtam_provider_schwab.settings import SchwabSettings
 from dashtam_provider_schwab.transactions import TRANSACTION_TYPES, map_transactions
 
@@ -134,8 +135,9 @@ class SchwabProvider:
 
     Implements :class:`~dashtam_core.ports.provider.AccountsProvider`,
     :class:`~dashtam_core.ports.provider.HoldingsProvider`,
-    :class:`~dashtam_core.ports.provider.TransactionsProvider` and
-    :class:`~dashtam_core.ports.provider.OAuth2Auth`.
+    :class:`~dashtam_core.ports.provider.TransactionsProvider`,
+    :class:`~dashtam_core.ports.provider.OAuth2Auth` and
+    :class:`~dashtam_core.ports.provider.Remappable`.
 
     Args:
         settings: app credentials, base URLs, timeouts and window sizes.
@@ -262,27 +264,10 @@ class SchwabProvider:
         if isinstance(fetched, Err):
             return Err(fetched.error)
         data, raw = fetched.value
-        if not isinstance(data, list):
-            return Err(ProviderProtocolError("Schwab /accounts: expected a JSON array"))
-        accounts: list[ProviderAccount] = []
-        try:
-            for entry in data:
-                number = str(securities_account(entry).get("accountNumber") or "")
-                hash_value = hashes.get(number)
-                if hash_value is None:
-                    return Err(
-                        ProviderProtocolError(
-                            f"Schwab account ...{number[-4:]} has no hashValue in accountNumbers"
-                        )
-                    )
-                accounts.append(
-                    map_account(
-                        entry, hash_value, as_of=raw.fetched_at, currency=self.settings.currency
-                    )
-                )
-        except MappingError as exc:
-            return Err(ProviderProtocolError(f"Schwab /accounts: {exc}"))
-        return Ok(Fetched(records=accounts, raw=[numbers_raw, raw]))
+        accounts = map_accounts(data, hashes, as_of=raw.fetched_at, currency=self.settings.currency)
+        if isinstance(accounts, Err):
+            return Err(accounts.error)
+        return Ok(Fetched(records=accounts.value, raw=[numbers_raw, raw]))
 
     # --- HoldingsProvider ---------------------------------------------------------------
 
@@ -367,6 +352,16 @@ class SchwabProvider:
             by_key.values(), key=lambda r: (r.date, r.posted_at or _EPOCH, r.dedupe_key)
         )
         return Ok(Fetched(records=records, raw=raws))
+
+    # --- Remappable ---------------------------------------------------------------------
+
+    def remap(self, payloads: Sequence[RawPayload]) -> Result[Remapped, ProviderError]:
+        """Re-derive records from archived pages (newest first) without calling Schwab.
+
+        Runs the fetch methods' mapping functions on each page; see
+        :func:`dashtam_provider_schwab.remap.remap_pages`.
+        """
+        return remap_pages(payloads, currency=self.settings.currency)
 
 
 __all__ = ["SchwabProvider", "transaction_windows"]

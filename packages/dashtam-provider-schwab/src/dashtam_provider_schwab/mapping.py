@@ -189,6 +189,36 @@ def map_account(
     )
 
 
+def map_accounts(
+    data: object, hashes: Mapping[str, str], *, as_of: datetime, currency: str = "USD"
+) -> Result[list[ProviderAccount], ProviderProtocolError]:
+    """A ``GET /accounts`` answer → accounts, each addressed by its ``hashValue``.
+
+    Args:
+        data: the decoded answer (a JSON array of accounts).
+        hashes: ``{accountNumber: hashValue}`` from ``/accounts/accountNumbers``.
+        as_of: when the balances were read (the fetch time).
+        currency: the settings' currency.
+    """
+    if not isinstance(data, list):
+        return Err(ProviderProtocolError("Schwab /accounts: expected a JSON array"))
+    accounts: list[ProviderAccount] = []
+    try:
+        for entry in data:
+            number = str(securities_account(entry).get("accountNumber") or "")
+            hash_value = hashes.get(number)
+            if hash_value is None:
+                return Err(
+                    ProviderProtocolError(
+                        f"Schwab account ...{number[-4:]} has no hashValue in accountNumbers"
+                    )
+                )
+            accounts.append(map_account(entry, hash_value, as_of=as_of, currency=currency))
+    except MappingError as exc:
+        return Err(ProviderProtocolError(f"Schwab /accounts: {exc}"))
+    return Ok(accounts)
+
+
 def asset_type(instrument: Mapping[str, Any]) -> AssetType:
     """Schwab's ``assetType`` (+ ``type``) → :class:`AssetType`.
 
@@ -307,6 +337,7 @@ __all__ = [
     "decode_json",
     "map_account",
     "map_account_numbers",
+    "map_accounts",
     "map_position",
     "map_positions",
     "option_multiplier",

@@ -15,8 +15,8 @@ overlap with the server inserting the rows already sent.
 
 For accounts that hold rows already, :func:`classify` compares the answer's content hashes with
 the stored ones on the server and returns only what needs writing, and
-:func:`missing_in_window_pg` finds withdrawn rows with one anti-join: an identical re-sync
-moves two integer arrays' worth of results instead of every stored row.
+the engine asks for withdrawn rows only when the live rows dated in the window outnumber those
+the answer names: an identical re-sync moves a few integers instead of every stored row.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Boolean, String, bindparam, column, exists, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    String,
+    bindparam,
+    column,
+    exists,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -174,23 +184,33 @@ class KeyStates:
 
     unchanged: frozenset[int]  # positions (0-based) of records stored with the same content
     changed: dict[str, Stored]  # stored keys whose content differs, or that were removed
+    live_in_window: int  # stored rows among the answer's keys, live and dated in the window
 
 
+# One index probe per key (LATERAL with LIMIT is not flattened into a join whose method would
+# depend on statistics a freshly loaded table does not have yet).
 _CLASSIFY = text(
     """
     WITH j AS MATERIALIZED (
         SELECT s.ord, s.key, t.content_hash, t.removed_at IS NOT NULL AS removed,
                t.removed_reason,
                (t.content_hash = s.hash AND t.removed_at IS NULL)
-               OR coalesce(t.removed_reason = :settled, false) AS same
+               OR coalesce(t.removed_reason = :settled, false) AS same,
+               t.removed_at IS NULL AND t.date >= :start AND t.date <= :end AS live_in_window
         FROM unnest(CAST(:keys AS text[]), CAST(:hashes AS text[])) WITH ORDINALITY
              AS s(key, hash, ord)
-        JOIN transactions AS t ON t.account_id = :account_id AND t.dedupe_key = s.key
+        CROSS JOIN LATERAL (
+            SELECT x.content_hash, x.removed_at, x.removed_reason, x.date
+            FROM transactions AS x
+            WHERE x.account_id = :account_id AND x.dedupe_key = s.key
+            LIMIT 1
+        ) AS t
     )
     SELECT NULL AS key, NULL AS content_hash, NULL AS removed, NULL AS removed_reason,
-           (SELECT array_agg(ord) FROM j WHERE same) AS same_positions
+           (SELECT array_agg(ord) FROM j WHERE same) AS same_positions,
+           (SELECT count(*) FROM j WHERE live_in_window) AS live_in_window
     UNION ALL
-    SELECT key, content_hash, removed, removed_reason, NULL FROM j WHERE NOT same
+    SELECT key, content_hash, removed, removed_reason, NULL, NULL FROM j WHERE NOT same
     """
 ).columns(
     column("key", String()),
@@ -198,54 +218,56 @@ _CLASSIFY = text(
     column("removed", Boolean()),
     column("removed_reason", String()),
     column("same_positions", postgresql.ARRAY(BigInteger())),
+    column("live_in_window", BigInteger()),
 )
 
 
 async def classify(
-    conn: AsyncConnection, account_id: UUID, pairs: Sequence[tuple[ProviderTransaction, str]]
+    conn: AsyncConnection,
+    account_id: UUID,
+    pairs: Sequence[tuple[ProviderTransaction, str]],
+    window: tuple[date, date] | None = None,
 ) -> KeyStates:
     """Compare ``(record, content_hash)`` pairs with the stored rows, on the server.
 
     Only what needs writing comes back: the positions of unchanged records (one integer array;
-    a settled row counts as unchanged, it is frozen) and the stored state of changed or removed
-    keys. Keys in neither are new. One statement per 20k keys.
+    a settled row counts as unchanged, it is frozen), the stored state of changed or removed
+    keys (keys in neither are new), and how many of the stored rows are live and dated in
+    ``window``. One statement per 20k keys.
     """
+    start, end = window if window is not None else (None, None)
     unchanged: set[int] = set()
     changed: dict[str, Stored] = {}
-    for start in range(0, len(pairs), _STATE_CHUNK):
-        chunk = pairs[start : start + _STATE_CHUNK]
+    live = 0
+    for first in range(0, len(pairs), _STATE_CHUNK):
+        chunk = pairs[first : first + _STATE_CHUNK]
         params = {
             "keys": [r.dedupe_key for r, _ in chunk],
             "hashes": [digest for _, digest in chunk],
             "account_id": account_id,
             "settled": SETTLED,
+            "start": start,
+            "end": end,
         }
-        for key, digest, removed, reason, same in await conn.execute(_CLASSIFY, params):
+        rows = await conn.execute(_CLASSIFY, params)
+        for key, digest, removed, reason, same, in_window in rows:
             if key is None:
-                unchanged.update(start + position - 1 for position in same or ())
+                unchanged.update(first + position - 1 for position in same or ())
+                live += int(in_window or 0)
             else:
                 changed[key] = Stored(digest, bool(removed), reason)
-    return KeyStates(frozenset(unchanged), changed)
+    return KeyStates(frozenset(unchanged), changed, live)
 
 
-_MISSING = text(
-    """
-    SELECT t.id FROM transactions AS t
-    LEFT JOIN unnest(CAST(:keys AS text[])) AS k(key) ON k.key = t.dedupe_key
-    WHERE t.account_id = :account_id AND t.removed_at IS NULL
-      AND t.date >= :start AND t.date <= :end AND k.key IS NULL
-    ORDER BY t.date, t.id
-    """
-).columns(column("id", UUIDType()))
-
-
-async def missing_in_window_pg(
-    conn: AsyncConnection, account_id: UUID, start: date, end: date, seen_keys: set[str]
-) -> list[UUID]:
-    """:func:`~dashtam_core.sync.upsert.missing_in_window` as one anti-join on the server
-    (only the missing ids travel back)."""
-    params = {"keys": list(seen_keys), "account_id": account_id, "start": start, "end": end}
-    return [row[0] for row in await conn.execute(_MISSING, params)]
+async def count_live_in_window(
+    conn: AsyncConnection, account_id: UUID, start: date, end: date
+) -> int:
+    """How many live rows of the account are dated in ``[start, end]`` (an index range)."""
+    t = transactions
+    stmt = select(func.count()).where(
+        t.c.account_id == account_id, t.c.removed_at.is_(None), t.c.date >= start, t.c.date <= end
+    )
+    return int((await conn.execute(stmt)).scalar_one())
 
 
 _LOG_ACCOUNT = text(
@@ -285,6 +307,6 @@ __all__ = [
     "classify",
     "copy_new_transactions",
     "log_copied_account",
-    "missing_in_window_pg",
+    "count_live_in_window",
     "transaction_tuples",
 ]

@@ -30,8 +30,8 @@ from dashtam_core.sync.copyin import (
     checked_stream,
     classify,
     copy_new_transactions,
+    count_live_in_window,
     log_copied_account,
-    missing_in_window_pg,
 )
 from dashtam_core.sync.identity import checked_transactions, invalid, mixed_accounts
 from dashtam_core.sync.outbox import write_events
@@ -167,9 +167,9 @@ class _Stored:
     entries: list[tuple[UUID, str]]
     unchanged: int
     seen: set[str]
-    was_empty: bool = False
     keys: list[str] = field(default_factory=list)  # of ``entries`` (upsert path only)
     copied: list[UUID] = field(default_factory=list)  # added and logged already
+    window_complete: bool = False  # no live row in the window can be missing from the answer
 
 
 async def _store_upserts(
@@ -204,6 +204,7 @@ async def _store_postgresql(
     records: Sequence[ProviderTransaction],
     now: datetime,
     batch_size: int,
+    window: DateWindow | None,
 ) -> _Stored | list[FieldError]:
     """PostgreSQL: ``COPY`` the rows the account does not hold yet, upsert the others.
 
@@ -223,12 +224,20 @@ async def _store_postgresql(
         if copied is not None:
             await log_copied_account(conn, user_id, account_id, now)
             # Every live row of the account now comes from this answer: none can be missing.
-            return _Stored([], 0, set(), was_empty=True, copied=copied)
+            return _Stored([], 0, set(), copied=copied, window_complete=True)
         # A writer without the feed lock inserted keys meanwhile: the general path.
     problems, pairs = checked_transactions(records)
     if problems:
         return problems
-    states = await classify(conn, account_id, pairs)
+    span = None if window is None else (window.start, window.end)
+    states = await classify(conn, account_id, pairs, span)
+    complete = False
+    if span is not None:
+        # Before any write: rows this unit writes all have keys in the answer, so a live row
+        # of the window can only be missing if it is one the answer does not name, and there
+        # is none when the counts agree.
+        live = await count_live_in_window(conn, account_id, *span)
+        complete = live == states.live_in_window
     fresh: list[tuple[ProviderTransaction, str]] = []
     known: list[tuple[ProviderTransaction, str]] = []
     for position, pair in enumerate(pairs):
@@ -240,6 +249,7 @@ async def _store_postgresql(
     stage = await _store_upserts(conn, account_id, known, now, batch_size, states.changed)
     stage.unchanged += len(states.unchanged)
     stage.seen = {r.dedupe_key for r, _ in pairs}
+    stage.window_complete = complete
     # Entries in answer order (as the upsert alone would have logged them).
     upserted = dict(zip(stage.keys, stage.entries, strict=True))
     new_ids = dict(zip((r.dedupe_key for r, _ in fresh), copied, strict=True))
@@ -299,7 +309,9 @@ async def ingest_transactions(
     pg = conn.dialect.name == "postgresql"
     if pg and records:
         await lock_change_feed(conn, user_id)
-        stage = await _store_postgresql(conn, user_id, account_id, records, now, batch_size)
+        stage = await _store_postgresql(
+            conn, user_id, account_id, records, now, batch_size, window if authoritative else None
+        )
     else:
         problems, pairs = checked_transactions(records)
         if problems:
@@ -314,9 +326,8 @@ async def ingest_transactions(
     matches = await _reconcile(conn, account_id, touched, rules, now)
 
     withdrawn: list[UUID] = []
-    if authoritative and window is not None and stage.seen and not stage.was_empty:
-        missing = missing_in_window_pg if pg else missing_in_window
-        withdrawn = await missing(conn, account_id, window.start, window.end, stage.seen)
+    if authoritative and window is not None and stage.seen and not stage.window_complete:
+        withdrawn = await missing_in_window(conn, account_id, window.start, window.end, stage.seen)
         await mark_removed(conn, withdrawn, reason=WITHDRAWN, now=now)
 
     entries = stage.entries

@@ -14,6 +14,7 @@ fails it as abandoned and completes the copy, which must then equal the sandbox'
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -136,17 +137,74 @@ class Child:
         await self.proc.wait()
 
 
-async def _user_connection(c: Container) -> UUID:
-    user = User(
-        id=uuid7(),
-        email=f"{uuid7().hex}@example.com",
-        password_hash="x",
-        created_at=datetime.now(UTC),
+async def _user_connection(c: Container, user_id: UUID | None = None) -> UUID:
+    """A new Alpaca connection (of a new user unless ``user_id`` is given)."""
+    if user_id is None:
+        user = User(
+            id=uuid7(),
+            email=f"{uuid7().hex}@example.com",
+            password_hash="x",
+            created_at=datetime.now(UTC),
+        )
+        async with c.uow_factory() as uow:
+            (await uow.users.add(user)).unwrap()
+            await uow.commit()
+        user_id = user.id
+    return (await connect_api_key(c, user_id, "alpaca", KEYS)).unwrap().id
+
+
+@dataclass
+class Rig:
+    """The test's container, and the environment and children of the sync processes."""
+
+    container: Container
+    env: dict[str, str]
+    cwd: Path
+    children: list[Child]
+
+    async def child(self, connection_id: UUID) -> Child:
+        started = await Child.start(self.env, self.cwd, connection_id)
+        self.children.append(started)
+        return started
+
+
+@pytest_asyncio.fixture
+async def rig(
+    engine: AsyncEngine, migrated_url: str, alpaca_url: str, tmp_path: Path
+) -> AsyncIterator[Rig]:
+    vault = CredentialVault.generate()
+    settings = CoreSettings(
+        database_url=migrated_url, sync_history_days=HISTORY_DAYS, _env_file=None
     )
-    async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
-        await uow.commit()
-    return (await connect_api_key(c, user.id, "alpaca", KEYS)).unwrap().id
+    overrides = {"paper_base_url": alpaca_url, "live_base_url": alpaca_url}
+    c = await Container.create(
+        settings,
+        engine=engine,
+        migrate=False,
+        vault=vault,
+        provider_settings_overrides={"alpaca": overrides},
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DASHTAM_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    env |= {
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        "DASHTAM_DATABASE_URL": migrated_url,
+        "DASHTAM_VAULT_KEYS": vault.to_json().decode(),
+        "DASHTAM_SECRET_DIR": str(tmp_path / "keys"),
+        "DASHTAM_SYNC_HISTORY_DAYS": str(HISTORY_DAYS),
+        "DASHTAM_ALPACA_PAPER_BASE_URL": alpaca_url,
+        "DASHTAM_ALPACA_LIVE_BASE_URL": alpaca_url,
+    }
+    r = Rig(c, env, tmp_path, [])
+    try:
+        yield r
+    finally:
+        for child in r.children:
+            await child.kill()
+        await c.aclose()
 
 
 @dataclass(frozen=True)
@@ -195,9 +253,7 @@ async def _stored(c: Container, connection_id: UUID) -> Stored:
             .all()
         )
         marks = (
-            await db.execute(
-                select(func.count()).where(sync_watermarks.c.account_id.in_(mine))
-            )
+            await db.execute(select(func.count()).where(sync_watermarks.c.account_id.in_(mine)))
         ).scalar_one()
     ids = {str(x) for x in account_ids}
     return Stored(
@@ -238,99 +294,90 @@ def _complete_units_only(s: Stored) -> None:
     assert s.changed_events == (1 if s.live else 0), s
 
 
-async def test_sigkill_at_random_points_then_rerun(
-    engine: AsyncEngine, migrated_url: str, alpaca_url: str, tmp_path: Path
-) -> None:
-    vault = CredentialVault.generate()
-    settings = CoreSettings(
-        database_url=migrated_url, sync_history_days=HISTORY_DAYS, _env_file=None
-    )
-    overrides = {"paper_base_url": alpaca_url, "live_base_url": alpaca_url}
-    c = await Container.create(
-        settings,
-        engine=engine,
-        migrate=False,
-        vault=vault,
-        provider_settings_overrides={"alpaca": overrides},
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DASHTAM_") and k != "PYTHONDONTWRITEBYTECODE"
-    }
-    env |= {
-        "PYTHONPYCACHEPREFIX": str(PYCACHE),
-        "DASHTAM_DATABASE_URL": migrated_url,
-        "DASHTAM_VAULT_KEYS": vault.to_json().decode(),
-        "DASHTAM_SECRET_DIR": str(tmp_path / "keys"),
-        "DASHTAM_SYNC_HISTORY_DAYS": str(HISTORY_DAYS),
-        "DASHTAM_ALPACA_PAPER_BASE_URL": alpaca_url,
-        "DASHTAM_ALPACA_LIVE_BASE_URL": alpaca_url,
-    }
-    children: list[Child] = []
-    try:
-        reference = await _user_connection(c)
-        targets = [await _user_connection(c) for _ in SEEDS]
-        for cid in [reference, *targets]:
-            children.append(await Child.start(env, tmp_path, cid))
-        await asyncio.gather(*(child.ready() for child in children))
+async def test_sigkill_at_random_points_then_rerun(rig: Rig) -> None:
+    c = rig.container
+    reference = await _user_connection(c)
+    children = [await rig.child(reference)]
+    for _ in SEEDS:
+        children.append(await rig.child(await _user_connection(c)))
+    await asyncio.gather(*(child.ready() for child in children))
 
-        # A full, unkilled sync in a child process: the baseline and the kill-delay range.
-        began = time.monotonic()
-        children[0].go()
-        assert b'"succeeded"' in await children[0].result()
-        duration = time.monotonic() - began
-        assert await children[0].finish() == 0
-        expected_count, expected_total = await _truth(c, reference)
-        assert expected_count == EXPECTED
-        baseline = await _stored(c, reference)
-        assert (baseline.live, baseline.total) == (expected_count, expected_total)
-        _complete_units_only(baseline)
+    # A full, unkilled sync in a child process: the baseline and the kill-delay range.
+    began = time.monotonic()
+    children[0].go()
+    assert b'"succeeded"' in await children[0].result()
+    duration = time.monotonic() - began
+    assert await children[0].finish() == 0
+    expected_count, expected_total = await _truth(c, reference)
+    assert expected_count == EXPECTED
+    baseline = await _stored(c, reference)
+    assert (baseline.live, baseline.total) == (expected_count, expected_total)
+    _complete_units_only(baseline)
 
-        landed: list[tuple[float, str, int]] = []
-        for seed, child in zip(SEEDS, children[1:], strict=True):
-            delay = random.Random(seed).uniform(0.0, duration)
-            child.go()
-            await asyncio.sleep(delay)
-            await child.kill()
-            cid = child.connection_id
-            after_kill = await _stored(c, cid)
-            _complete_units_only(after_kill)
+    landed: list[tuple[float, str, int]] = []
+    for seed, child in zip(SEEDS, children[1:], strict=True):
+        delay = random.Random(seed).uniform(0.0, duration)
+        child.go()
+        await asyncio.sleep(delay)
+        await child.kill()
+        cid = child.connection_id
+        after_kill = await _stored(c, cid)
+        _complete_units_only(after_kill)
+        async with c.engine.connect() as db:
+            orphan = await active_sync_run(db, cid)
+        landed.append((round(delay, 3), str(orphan.status) if orphan else "none", after_kill.live))
+        if orphan is not None and orphan.status == SyncStatus.RUNNING:
+            # A second sync while the dead one looks alive returns it and runs nothing...
+            assert (await queue_sync(c, cid)).unwrap().id == orphan.id
+            blocked = (await sync_connection(c, cid)).unwrap()
+            assert (blocked.id, blocked.status) == (orphan.id, SyncStatus.RUNNING)
+            assert await _stored(c, cid) == after_kill
+            # ...until it is stale; then it is failed as abandoned and a new run completes.
+            async with c.engine.begin() as db:
+                await db.execute(
+                    update(sync_runs)
+                    .where(sync_runs.c.id == orphan.id)
+                    .values(started_at=datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1))
+                )
+        rerun = (await sync_connection(c, cid)).unwrap()
+        assert rerun.status == SyncStatus.SUCCEEDED, rerun.error
+        if orphan is not None and orphan.status == SyncStatus.RUNNING:
+            assert rerun.id != orphan.id
             async with c.engine.connect() as db:
-                orphan = await active_sync_run(db, cid)
-            landed.append(
-                (round(delay, 3), str(orphan.status) if orphan else "none", after_kill.live)
-            )
-            if orphan is not None and orphan.status == SyncStatus.RUNNING:
-                # A second sync while the dead one looks alive returns it and runs nothing...
-                assert (await queue_sync(c, cid)).unwrap().id == orphan.id
-                blocked = (await sync_connection(c, cid)).unwrap()
-                assert (blocked.id, blocked.status) == (orphan.id, SyncStatus.RUNNING)
-                assert await _stored(c, cid) == after_kill
-                # ...until it is stale; then it is failed as abandoned and a new run completes.
-                async with c.engine.begin() as db:
-                    await db.execute(
-                        update(sync_runs)
-                        .where(sync_runs.c.id == orphan.id)
-                        .values(started_at=datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1))
-                    )
-            rerun = (await sync_connection(c, cid)).unwrap()
-            assert rerun.status == SyncStatus.SUCCEEDED, rerun.error
-            if orphan is not None and orphan.status == SyncStatus.RUNNING:
-                assert rerun.id != orphan.id
-                async with c.engine.connect() as db:
-                    dead = await get_sync_run(db, orphan.id)
-                assert dead is not None
-                assert dead.status == SyncStatus.FAILED
-            final = await _stored(c, cid)
-            _complete_units_only(final)
-            assert (final.live, final.total) == (expected_count, expected_total), landed
-            again = (await sync_connection(c, cid)).unwrap()
-            assert again.counts["transactions_added"] == 0
-            assert await _stored(c, cid) == final
-        # At least one kill must have hit a sync in flight, or the test proved nothing.
-        assert any(status == "running" for _, status, _ in landed), (duration, landed)
-    finally:
-        for child in children:
-            await child.kill()
-        await c.aclose()
+                dead = await get_sync_run(db, orphan.id)
+            assert dead is not None
+            assert dead.status == SyncStatus.FAILED
+        final = await _stored(c, cid)
+        _complete_units_only(final)
+        assert (final.live, final.total) == (expected_count, expected_total), landed
+        again = (await sync_connection(c, cid)).unwrap()
+        assert again.counts["transactions_added"] == 0
+        assert await _stored(c, cid) == final
+    # At least one kill must have hit a sync in flight, or the test proved nothing.
+    assert any(status == "running" for _, status, _ in landed), (duration, landed)
+
+
+async def test_concurrent_sync_processes_store_one_copy(rig: Rig) -> None:
+    """Three processes sync one connection while a fourth syncs another of the same user
+    (``dashtam sync`` run from several terminals: no Redis, no job queue)."""
+    c = rig.container
+    shared = await _user_connection(c)
+    async with c.uow_factory() as uow:
+        conn = await uow.connections.get(shared)
+    assert conn is not None
+    other = await _user_connection(c, conn.user_id)
+    children = [await rig.child(cid) for cid in (shared, shared, shared, other)]
+    await asyncio.gather(*(child.ready() for child in children))
+    for child in children:
+        child.go()
+    outputs = await asyncio.gather(*(child.result() for child in children))
+    assert [await child.finish() for child in children] == [0, 0, 0, 0], outputs
+    runs = {json.loads(line)["id"] for line in outputs}
+    async with c.engine.connect() as db:
+        statuses = [await get_sync_run(db, UUID(run_id)) for run_id in runs]
+    assert all(r is not None and r.status == SyncStatus.SUCCEEDED for r in statuses), statuses
+    truth = await _truth(c, shared)
+    for cid in (shared, other):
+        stored = await _stored(c, cid)
+        _complete_units_only(stored)
+        assert (stored.live, stored.total) == truth
