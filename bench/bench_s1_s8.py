@@ -189,6 +189,7 @@ async def max_rate(port: int, raw: bytes, *, quick: bool) -> tuple[float, list[d
     while True:
         result = await fixed_rate(port, raw, rate, seconds)
         steps.append(result)
+        print(f"step {result}", file=sys.stderr, flush=True)
         if result["p99"] <= P99_BUDGET and not result["errors"]:
             good = rate
             rate *= 2

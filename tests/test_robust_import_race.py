@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,20 @@ from dashtam_core.settings import CoreSettings
 
 FIXTURES = Path(__file__).parent / "robust_support" / "fixtures" / "chase"
 ROUNDS = 3  # fresh users per test: each round is a new race
+#: Found by these tests; routed to the owner of application/imports.py. Remove the mark when
+#: fixed (strict: a passing run then fails, so the mark cannot outlive the bug).
+IMPORT_RACE_BUG = (
+    "bug (PostgreSQL): application/imports.py _store reads-then-inserts the file connection "
+    "(_file_connection) and the accounts (upsert_accounts) before any lock; concurrent imports "
+    "create a second file connection (and a second copy of the account and its rows) or die "
+    "on uq_accounts_connection_id_provider_account_id"
+)
+
+
+@pytest.fixture(autouse=True)
+def _known_race(request: pytest.FixtureRequest, database_kind: str) -> None:
+    if database_kind == "postgresql":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=IMPORT_RACE_BUG))
 
 
 @pytest_asyncio.fixture
@@ -64,9 +79,7 @@ async def _shape(c: Container, user_id: UUID) -> tuple[int, int, int, int]:
     a, t = accounts, transactions
     async with c.engine.connect() as db:
         conns = (
-            await db.execute(
-                select(func.count()).where(provider_connections.c.user_id == user_id)
-            )
+            await db.execute(select(func.count()).where(provider_connections.c.user_id == user_id))
         ).scalar_one()
         accs = (
             await db.execute(
@@ -115,3 +128,22 @@ async def test_overlapping_statements_at_once_add_each_row_once(container: Conta
         added = sorted(r.unwrap().transactions_added for r in results)  # type: ignore[union-attr]
         assert added == [0, 25]
         assert await _shape(container, user_id) == (1, 1, 1, 25)
+
+
+async def test_new_account_in_existing_connection_at_once(container: Container) -> None:
+    card = (FIXTURES / "credit_card.qfx").read_bytes()
+    data = (FIXTURES / "checking.qfx").read_bytes()
+    later = data.replace(b"<DTSERVER>20250430120000", b"<DTSERVER>20250501093000", 1)
+    for _ in range(ROUNDS):
+        user_id = await _user(container)
+        (await import_statement(container, user_id, "credit_card.qfx", card)).unwrap()
+        results = await asyncio.gather(
+            import_statement(container, user_id, "checking.qfx", data),
+            import_statement(container, user_id, "checking-again.qfx", later),
+            return_exceptions=True,
+        )
+        errors = [repr(r)[:300] for r in results if isinstance(r, BaseException)]
+        assert errors == []
+        added = sorted(r.unwrap().transactions_added for r in results)  # type: ignore[union-attr]
+        assert added == [0, 25]
+        assert await _shape(container, user_id) == (1, 2, 2, 40)

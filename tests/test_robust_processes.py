@@ -1,14 +1,18 @@
-"""A sync process killed with SIGKILL at random points, then re-run: nothing lost, nothing
-duplicated (SQLite and PostgreSQL).
+"""Sync processes killed with SIGKILL at random points, and sync processes racing each other:
+nothing lost, nothing duplicated (SQLite and PostgreSQL; no Redis: ``dashtam sync``-style runs).
 
-Each seed gets a connection of its own and a child process (``robust_support/sync_once.py``)
-that syncs it against the Alpaca simulator (uvicorn on loopback, 3,000 activities in pages of
-100). The child is killed after a random delay drawn over the duration of a full sync measured
-in the same run. After every kill the stored copy must consist of complete units only (sync.md
-rule 2): no transaction or none, the watermark only with its rows, one change-log ``added`` per
-stored row, one ``TransactionsChanged`` event per stored unit. The orphaned ``running`` run keeps
-blocking a second sync until it is stale (``STALE_AFTER``, backdated here), then the next sync
-fails it as abandoned and completes the copy, which must then equal the sandbox's truth.
+Every child is ``robust_support/sync_once.py`` syncing against the Alpaca simulator (uvicorn on
+loopback in this test's event loop, 3,000 activities in pages of 100).
+
+* SIGKILL: each seed gets a connection of its own; its child is killed after a random delay
+  drawn over the duration of a full sync measured in the same run. After every kill the stored
+  copy must consist of complete units only (sync.md rule 2): all of the account's transactions or
+  none, the watermark only with its rows, one change-log ``added`` per stored row, one
+  ``TransactionsChanged`` event per stored unit. The orphaned ``running`` run keeps blocking a
+  second sync until it is stale (``STALE_AFTER``, backdated here), then the next sync fails it as
+  abandoned and completes the copy, which must then equal the sandbox's truth.
+* Racing: three processes sync one connection while a fourth syncs another connection of the
+  same user; every process ends cleanly and both copies equal the truth.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import UUID
 
+import pytest
 import pytest_asyncio
 import uvicorn
 from sqlalchemy import func, select, update
@@ -58,6 +63,8 @@ from dashtam_provider_alpaca.sandbox import (
     SandboxConfig,
     create_sandbox_app,
 )
+
+pytestmark = pytest.mark.slow
 
 EXTRA = 2989  # + 11 fixture activities = 3,000 transactions, 30 pages of 100
 EXPECTED = EXTRA + 11

@@ -56,6 +56,8 @@ from dashtam_core.testing.databases import (
 from dashtam_provider_schwab.sandbox import SandboxConfig, SchwabSandbox, create_sandbox_app
 from dashtam_provider_schwab.settings import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
+
 EXTRA = 1500  # generated MARGIN history on top of the 14 fixture transactions
 HISTORY_DAYS = 20 * 365  # the first sync reaches back past the generated history
 REFRESH_HOLD_SECONDS = 0.5  # how long the sandbox holds each refresh grant

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import Date, Integer, Numeric, Select, Table, Text, bindparam, func, select
 from sqlalchemy.dialects import postgresql
@@ -101,4 +102,17 @@ async def copy_rows(
     return True
 
 
-__all__ = ["copy_rows", "unnest_select"]
+def driver_uuid(value: UUID) -> UUID:
+    """``value`` as asyncpg's own UUID type (encoded without a Python call), when available.
+
+    Worth it for a value repeated on every row of a ``COPY``.
+    """
+    try:
+        from asyncpg.pgproto.pgproto import UUID as DriverUUID  # noqa: N811
+    except ImportError:  # pragma: no cover - asyncpg is the PostgreSQL driver
+        return value
+    converted: UUID = DriverUUID(value.bytes)
+    return converted
+
+
+__all__ = ["copy_rows", "driver_uuid", "unnest_select"]

@@ -46,12 +46,12 @@ from dashtam_core.adapters.sqlalchemy.tables_data import transactions
 from dashtam_core.domain.ids import uuid7_batch
 from dashtam_core.errors import FieldError
 from dashtam_core.ports.provider import ProviderTransaction
-from dashtam_core.sync.bulk import copy_rows
+from dashtam_core.sync.bulk import copy_rows, driver_uuid
 from dashtam_core.sync.changes import ADDED
 from dashtam_core.sync.identity import iter_checked
 from dashtam_core.sync.upsert import SETTLED, Stored
 
-#: The ``transactions`` columns a new row gets, in :func:`transaction_tuples` order.
+#: The ``transactions`` columns a new row gets, in :class:`TransactionRows` order.
 COPY_COLUMNS = (
     "id",
     "account_id",
@@ -91,60 +91,70 @@ async def account_is_empty(conn: AsyncConnection, account_id: UUID) -> bool:
     return not bool((await conn.execute(stmt)).scalar_one())
 
 
-def transaction_tuples(
-    account_id: UUID,
-    pairs: Iterable[tuple[ProviderTransaction, str]],
-    now: datetime,
-    ids_out: list[UUID],
-) -> Iterator[tuple[Any, ...]]:
-    """``COPY`` tuples (:data:`COPY_COLUMNS`) for ``(record, content_hash)`` pairs.
+class TransactionRows:
+    """``COPY`` tuples (:data:`COPY_COLUMNS`) for ``(record, content_hash)`` pairs, lazily.
 
-    Fresh UUIDv7s are drawn in chunks and appended to ``ids_out`` in row order. Enum members
-    go to the driver as they are (``StrEnum``: their text is their value).
+    Fresh UUIDv7s are drawn in chunks; they are appended to ``ids`` in row order when a list is
+    given (else dropped right after encoding). ``count`` says how many rows were produced. Enum
+    members go to the driver as they are (``StrEnum``: their text is their value).
     """
-    ids: list[UUID] = []
-    index = 0
-    for r, digest in pairs:
-        if index == len(ids):
-            ids = uuid7_batch(_ID_CHUNK)
-            index = 0
-        tx_id = ids[index]
-        index += 1
-        ids_out.append(tx_id)
-        sec = r.security
-        if sec is None:
-            symbol = quantity = price = asset_type = None
-        else:
-            symbol, quantity, price, asset_type = (
-                sec.symbol,
-                sec.quantity,
-                sec.price,
-                sec.asset_type,
+
+    def __init__(
+        self,
+        account_id: UUID,
+        pairs: Iterable[tuple[ProviderTransaction, str]],
+        now: datetime,
+        ids: list[UUID] | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.pairs = pairs
+        self.now = now
+        self.ids = ids
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        account_id, now, keep = driver_uuid(self.account_id), self.now, self.ids
+        fresh: list[UUID] = []
+        index = 0
+        for r, digest in self.pairs:
+            if index == len(fresh):
+                fresh = uuid7_batch(_ID_CHUNK)
+                index = 0
+            tx_id = fresh[index]
+            index += 1
+            if keep is not None:
+                keep.append(tx_id)
+            self.count += 1
+            sec = r.security
+            if sec is None:
+                symbol = quantity = price = asset_type = None
+            else:
+                symbol, quantity, price = sec.symbol, sec.quantity, sec.price
+                asset_type = sec.asset_type
+            yield (
+                tx_id,
+                account_id,
+                r.provider_transaction_id,
+                r.dedupe_key,
+                r.date,
+                r.posted_at,
+                r.amount,
+                r.currency,
+                r.description,
+                r.merchant,
+                r.type,
+                r.subtype,
+                r.status,
+                r.pending_link,
+                symbol,
+                quantity,
+                price,
+                asset_type,
+                r.fees,
+                digest,
+                now,
+                now,
             )
-        yield (
-            tx_id,
-            account_id,
-            r.provider_transaction_id,
-            r.dedupe_key,
-            r.date,
-            r.posted_at,
-            r.amount,
-            r.currency,
-            r.description,
-            r.merchant,
-            r.type,
-            r.subtype,
-            r.status,
-            r.pending_link,
-            symbol,
-            quantity,
-            price,
-            asset_type,
-            r.fees,
-            digest,
-            now,
-            now,
-        )
 
 
 def checked_stream(
@@ -162,20 +172,27 @@ async def copy_new_transactions(
     account_id: UUID,
     pairs: Iterable[tuple[ProviderTransaction, str]],
     now: datetime,
-) -> list[UUID] | None:
-    """Insert rows for records whose key the account does not hold; return their new ids.
+    ids: list[UUID] | None = None,
+) -> int | None:
+    """Insert rows for records whose key the account does not hold.
+
+    Args:
+        conn: the caller's PostgreSQL connection (see :func:`~dashtam_core.sync.bulk.copy_rows`).
+        account_id: the stored account.
+        pairs: validated ``(record, content_hash)`` pairs (may raise :class:`Rejected`).
+        now: ``created_at`` / ``updated_at``.
+        ids: receives the new rows' ids in row order, when given.
 
     Returns:
-        The ids in row order, or ``None`` after a unique-key conflict (nothing written).
+        How many rows were copied, or ``None`` after a unique-key conflict (nothing written).
 
     Raises:
         Rejected: when ``pairs`` raised it (nothing written).
     """
-    ids: list[UUID] = []
-    tuples = transaction_tuples(account_id, pairs, now, ids)
-    if not await copy_rows(conn, transactions.name, COPY_COLUMNS, tuples):
+    rows = TransactionRows(account_id, pairs, now, ids)
+    if not await copy_rows(conn, transactions.name, COPY_COLUMNS, rows):
         return None
-    return ids
+    return rows.count
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,11 +319,11 @@ __all__ = [
     "COPY_COLUMNS",
     "KeyStates",
     "Rejected",
+    "TransactionRows",
     "account_is_empty",
     "checked_stream",
     "classify",
     "copy_new_transactions",
     "log_copied_account",
     "count_live_in_window",
-    "transaction_tuples",
 ]

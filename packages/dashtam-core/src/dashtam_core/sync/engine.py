@@ -76,7 +76,7 @@ class DateWindow:
     end: date
 
 
-def _candidate(row: Any, touched: set[UUID]) -> Candidate:
+def _candidate(row: Any, touched: set[UUID] | None) -> Candidate:
     return Candidate(
         id=row.id,
         provider_transaction_id=row.provider_transaction_id,
@@ -85,18 +85,21 @@ def _candidate(row: Any, touched: set[UUID]) -> Candidate:
         currency=row.currency,
         description=row.description,
         pending_link=row.pending_link,
-        touched=row.id in touched,
+        touched=touched is None or row.id in touched,
     )
 
 
 async def _reconcile(
     conn: AsyncConnection,
     account_id: UUID,
-    touched: set[UUID],
+    touched: set[UUID] | None,
     rules: MatchRules,
     now: datetime,
 ) -> list[Match]:
-    """Match live pending rows with posted rows, at least one side written in this unit."""
+    """Match live pending rows with posted rows, at least one side written in this unit.
+
+    ``touched`` is the ids written in this unit (``None``: every row of the account).
+    """
     if not touched:
         return []
     t = transactions
@@ -168,7 +171,7 @@ class _Stored:
     unchanged: int
     seen: set[str]
     keys: list[str] = field(default_factory=list)  # of ``entries`` (upsert path only)
-    copied: list[UUID] = field(default_factory=list)  # added and logged already
+    copied: int = 0  # rows added by the first-sync COPY (logged already; all rows touched)
     window_complete: bool = False  # no live row in the window can be missing from the answer
 
 
@@ -216,15 +219,15 @@ async def _store_postgresql(
         if problems:
             return checked_transactions(records)[0]
         try:
-            copied = await copy_new_transactions(
+            count = await copy_new_transactions(
                 conn, account_id, checked_stream(records, problems), now
             )
         except Rejected:
             return problems
-        if copied is not None:
+        if count is not None:
             await log_copied_account(conn, user_id, account_id, now)
             # Every live row of the account now comes from this answer: none can be missing.
-            return _Stored([], 0, set(), copied=copied, window_complete=True)
+            return _Stored([], 0, set(), copied=count, window_complete=True)
         # A writer without the feed lock inserted keys meanwhile: the general path.
     problems, pairs = checked_transactions(records)
     if problems:
@@ -243,8 +246,9 @@ async def _store_postgresql(
     for position, pair in enumerate(pairs):
         if position not in states.unchanged:
             (known if pair[0].dedupe_key in states.changed else fresh).append(pair)
-    copied = await copy_new_transactions(conn, account_id, fresh, now) if fresh else []
-    if copied is None:  # conflict: a writer without the lock; upsert everything
+    copied: list[UUID] = []
+    if fresh and await copy_new_transactions(conn, account_id, fresh, now, copied) is None:
+        # conflict: a writer without the lock; upsert everything
         return await _store_upserts(conn, account_id, pairs, now, batch_size)
     stage = await _store_upserts(conn, account_id, known, now, batch_size, states.changed)
     stage.unchanged += len(states.unchanged)
@@ -321,8 +325,8 @@ async def ingest_transactions(
     if isinstance(stage, list):
         return Err(invalid(stage, "transactions"))
 
-    touched = set(stage.copied)
-    touched.update(tx_id for tx_id, _ in stage.entries)
+    # After a first-sync COPY every row of the account was written in this unit.
+    touched = None if stage.copied else {tx_id for tx_id, _ in stage.entries}
     matches = await _reconcile(conn, account_id, touched, rules, now)
 
     withdrawn: list[UUID] = []
@@ -333,13 +337,13 @@ async def ingest_transactions(
     entries = stage.entries
     for m in matches:
         entries.append((m.pending_id, REMOVED))
-        if m.posted_id not in touched:
+        if touched is not None and m.posted_id not in touched:
             entries.append((m.posted_id, MODIFIED))
     entries.extend((tx_id, REMOVED) for tx_id in withdrawn)
     await write_changes(conn, user_id=user_id, account_id=account_id, entries=entries, now=now)
 
     counts = TransactionCounts(
-        added=len(stage.copied) + sum(1 for _, k in entries if k == ADDED),
+        added=stage.copied + sum(1 for _, k in entries if k == ADDED),
         modified=sum(1 for _, k in entries if k == MODIFIED),
         removed=sum(1 for _, k in entries if k == REMOVED),
         unchanged=stage.unchanged,
