@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
@@ -57,6 +58,7 @@ pytestmark = pytest.mark.slow
 EXTRA = 1500
 HISTORY_DAYS = 20 * 365
 SEEDS = (3, 17, 29, 43)
+TRANSACTIONS_DELAY = 0.04  # seconds per transactions request (20 yearly windows per account)
 SCRIPT = Path(__file__).parent / "robust_support" / "sync_once.py"
 PYCACHE = Path(tempfile.gettempdir()) / "dashtam-robust-pycache"
 PerAccount = dict[str, tuple[int, Decimal]]  # provider account id -> (rows, sum)
@@ -68,9 +70,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _slow_transactions(app: Any) -> Any:
+    """Hold every transactions request a moment, so each account's stage takes a while and a
+    kill lands between two accounts' units as often as inside one."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/transactions"):
+            await asyncio.sleep(TRANSACTIONS_DELAY)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
 @pytest_asyncio.fixture
 async def schwab_url() -> AsyncIterator[str]:
-    app = create_sandbox_app(SandboxConfig(extra_transactions=EXTRA))
+    app = _slow_transactions(create_sandbox_app(SandboxConfig(extra_transactions=EXTRA)))
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -138,6 +152,22 @@ async def _per_account(c: Container, connection_id: UUID) -> dict[str, tuple[int
     return out
 
 
+async def _first_watermark(c: Container, connection_id: UUID) -> None:
+    a, w = accounts, sync_watermarks
+    query = (
+        select(func.count())
+        .select_from(w.join(a, a.c.id == w.c.account_id))
+        .where(a.c.connection_id == connection_id)
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with c.engine.connect() as db:
+            if (await db.execute(query)).scalar_one():
+                return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the first account unit never committed")
+
+
 async def _truth(c: Container, connection_id: UUID) -> PerAccount:
     provider = c.provider("schwab")
     assert isinstance(provider, TransactionsProvider)
@@ -194,7 +224,7 @@ async def test_sigkill_between_account_units(
     procs: list[asyncio.subprocess.Process] = []
     try:
         reference = await _connect(c)
-        targets = [await _connect(c) for _ in SEEDS]
+        targets = [await _connect(c) for _ in (*SEEDS, "after-first-unit")]
         for cid in [reference, *targets]:
             procs.append(
                 await asyncio.create_subprocess_exec(
@@ -221,14 +251,18 @@ async def test_sigkill_between_account_units(
         assert b'"succeeded"' in await asyncio.wait_for(procs[0].stdout.readline(), 60)
         duration = time.monotonic() - began
         truth = await _truth(c, reference)
-        assert sorted(n for n, _ in truth.values()) == [0, EXTRA + 14] or len(truth) == 2
+        assert len(truth) == 2
+        assert sum(n for n, _ in truth.values()) == EXTRA + 14
         full = {pid: (n, total, True) for pid, (n, total) in truth.items()}
         assert await _per_account(c, reference) == full
 
         partial = 0
-        for seed, proc, cid in zip(SEEDS, procs[1:], targets, strict=True):
+        for seed, proc, cid in zip((*SEEDS, None), procs[1:], targets, strict=True):
             go(proc)
-            await asyncio.sleep(random.Random(seed).uniform(0.0, duration))
+            if seed is not None:
+                await asyncio.sleep(random.Random(seed).uniform(0.0, duration))
+            else:  # the last child dies right after its first account's unit commits
+                await _first_watermark(c, cid)
             if proc.returncode is None:
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
@@ -246,10 +280,12 @@ async def test_sigkill_between_account_units(
                         .where(sync_runs.c.id == orphan.id)
                         .values(started_at=datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1))
                     )
+            if seed is None:
+                assert sorted(m for *_, m in state.values()) == [False, True], state
             rerun = (await sync_connection(c, cid)).unwrap()
             assert rerun.status == SyncStatus.SUCCEEDED, rerun.error
             assert await _per_account(c, cid) == full
-        print(f"kills that left some accounts stored and others not: {partial}/{len(SEEDS)}")
+        print(f"kills between account units: {partial} of {len(SEEDS) + 1}")
     finally:
         for p in procs:
             if p.returncode is None:

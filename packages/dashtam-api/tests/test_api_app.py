@@ -30,7 +30,7 @@ def _closed_port() -> int:
 async def test_health_is_ok_with_version(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "version": __version__}
+    assert response.json() == {"status": "ok", "version": __version__, "sandbox": False}
     assert response.headers["content-type"] == "application/json"
 
 

@@ -88,7 +88,7 @@ def test_serve_answers_health_providers_and_problems(served: tuple[str, Path]) -
     with httpx.Client(base_url=base, timeout=5) as client:
         health = client.get("/health")
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "version": __version__}
+        assert health.json() == {"status": "ok", "version": __version__, "sandbox": False}
         assert client.get("/health/ready").json()["checks"] == {"database": "ok"}
 
         providers = client.get("/api/v1/providers")

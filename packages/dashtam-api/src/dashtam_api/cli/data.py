@@ -29,15 +29,20 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 async def _server_answers(base_url: str) -> bool:
-    """True when a Dashtam server answers ``/health`` at ``base_url`` (loopback probe)."""
+    """True when a Dashtam server with its sandboxes mounted answers at ``base_url``.
+
+    Any other server on that address (a Dashtam without ``--sandbox``, something else) is
+    ignored, and the CLI runs the simulators in-process instead.
+    """
     import httpx
 
     try:
         async with httpx.AsyncClient(timeout=0.5) as client:
             response = await client.get(f"{base_url.rstrip('/')}/health")
-    except httpx.HTTPError:
+        body = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
         return False
-    return response.status_code == 200
+    return isinstance(body, dict) and body.get("status") == "ok" and body.get("sandbox") is True
 
 
 def run_with_container(work: Callable[[Container], Awaitable[T]]) -> T:

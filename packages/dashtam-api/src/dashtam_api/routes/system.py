@@ -14,12 +14,12 @@ from dashtam_api.problems import ServiceNotReady
 from dashtam_api.registry import RouteSpec
 from dashtam_api.schemas.system import HealthOut, ReadyOut
 
-_HEALTH = HealthOut(version=__version__)
+_HEALTH = {flag: HealthOut(version=__version__, sandbox=flag) for flag in (False, True)}
 
 
-async def health() -> HealthOut:
-    """Liveness: the process is up (no I/O)."""
-    return _HEALTH
+async def health(settings: SettingsDep) -> HealthOut:
+    """Liveness: the process is up (no I/O); ``sandbox`` says whether simulators are mounted."""
+    return _HEALTH[settings.sandbox]
 
 
 async def ready(request: Request, settings: SettingsDep) -> ReadyOut:

@@ -12,6 +12,7 @@ class HealthOut(BaseModel):
 
     status: Literal["ok"] = "ok"
     version: str
+    sandbox: bool = False
 
 
 class ReadyOut(BaseModel):
