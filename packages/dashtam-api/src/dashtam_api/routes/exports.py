@@ -117,8 +117,8 @@ def csv_row(row: Any) -> list[str]:
     leg = body["security"] or {}
     posted = body["posted_at"]
     return [
-        str(body["id"]),
-        str(body["account_id"]),
+        body["id"],
+        body["account_id"],
         body["date"].isoformat(),
         posted.isoformat().replace("+00:00", "Z") if posted else "",
         body["amount"],
@@ -129,7 +129,7 @@ def csv_row(row: Any) -> list[str]:
         body["subtype"],
         body["status"],
         body["provider_transaction_id"],
-        str(body["pending_transaction_id"] or ""),
+        body["pending_transaction_id"] or "",
         leg.get("symbol") or "",
         leg.get("quantity") or "",
         leg.get("price") or "",

@@ -142,15 +142,17 @@ class TransactionOut(BaseModel):
 def transaction_json(row: Any) -> dict[str, Any]:
     """The :class:`TransactionOut` object of a ``transactions`` row, built without pydantic.
 
-    Values are left to orjson (UUID, date, datetime with :data:`ORJSON_OPTIONS`); the result
+    Dates and datetimes are left to orjson (with :data:`ORJSON_OPTIONS`); the result
     serializes to exactly the same JSON as ``TransactionOut.of(...)`` (the hot path of the list
     route and the exports).
     """
     m: Mapping[str, Any] = row._mapping if hasattr(row, "_mapping") else row
     symbol = m["security_symbol"]
+    pending = m["pending_transaction_id"]
     return {
-        "id": m["id"],
-        "account_id": m["account_id"],
+        # str(): drivers may return UUID subclasses (asyncpg) that orjson does not serialize.
+        "id": str(m["id"]),
+        "account_id": str(m["account_id"]),
         "provider_transaction_id": m["provider_transaction_id"],
         "date": m["date"],
         "posted_at": m["posted_at"],
@@ -161,7 +163,7 @@ def transaction_json(row: Any) -> dict[str, Any]:
         "type": m["type"],
         "subtype": m["subtype"],
         "status": m["status"],
-        "pending_transaction_id": m["pending_transaction_id"],
+        "pending_transaction_id": None if pending is None else str(pending),
         "security": None
         if symbol is None
         else {

@@ -100,7 +100,7 @@ async def _reconcile(
 
     ``touched`` is the ids written in this unit (``None``: every row of the account).
     """
-    if not touched:
+    if touched is not None and not touched:
         return []
     t = transactions
     cols = (

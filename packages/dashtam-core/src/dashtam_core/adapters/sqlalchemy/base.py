@@ -47,7 +47,12 @@ class UUIDType(TypeDecorator[uuid.UUID]):
     def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         if value is None:
             return None
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        if type(value) is uuid.UUID:
+            return value
+        # asyncpg returns its own UUID subclass, which orjson and others refuse: normalize.
+        if isinstance(value, uuid.UUID):
+            return uuid.UUID(int=value.int)
+        return uuid.UUID(str(value))
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
