@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -124,14 +125,18 @@ def test_uuid7_batch_continues_the_uuid7_sequence() -> None:
     before = uuid7()
     batch = uuid7_batch(10_000)  # more than 4096: the counter rolls into the next millisecond
     after = uuid7()
-    assert len(batch) == 10_000 and len(set(batch)) == 10_000
-    assert before < batch[0] and batch[-1] < after
-    assert all(a < b for a, b in zip(batch, batch[1:], strict=False))
+    assert len(batch) == 10_000
+    assert len(set(batch)) == 10_000
+    assert before < batch[0]
+    assert batch[-1] < after
+    assert all(a < b for a, b in itertools.pairwise(batch))
     assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in batch)
     assert uuid7_time_ms(batch[-1]) >= uuid7_time_ms(batch[0]) + 2
     sample = batch[1234]
-    assert sample == uuid.UUID(str(sample)) and hash(sample) == hash(uuid.UUID(int=sample.int))
-    assert uuid7_batch(0) == [] and uuid7_batch(-1) == []
+    assert sample == uuid.UUID(str(sample))
+    assert hash(sample) == hash(uuid.UUID(int=sample.int))
+    assert uuid7_batch(0) == []
+    assert uuid7_batch(-1) == []
 
 
 async def test_large_first_sync_then_mixed_sync(engine: AsyncEngine) -> None:
@@ -142,12 +147,9 @@ async def test_large_first_sync_then_mixed_sync(engine: AsyncEngine) -> None:
     feed = await feed_keys(engine, user_id)
     assert feed == [(r.dedupe_key, "added") for r in first]  # the answer's order
     async with engine.connect() as conn:
-        stored = {
-            key: digest
-            for key, digest in await conn.execute(
-                select(transactions.c.dedupe_key, transactions.c.content_hash)
-            )
-        }
+        stored = dict(
+            await conn.execute(select(transactions.c.dedupe_key, transactions.c.content_hash))
+        )
     assert stored == {r.dedupe_key: transaction_hash(r) for r in first}
 
     # Same answer again: nothing at all.
@@ -165,11 +167,13 @@ async def test_large_first_sync_then_mixed_sync(engine: AsyncEngine) -> None:
     assert counts == TransactionCounts(added=2500, modified=1, removed=1, unchanged=2998)
     feed = (await feed_keys(engine, user_id))[3000:]
     expected = [("K00001", "modified")] + [(f"N{i:05d}", "added") for i in range(2, 2502)]
-    assert feed == expected + [("K00000", "removed")]
+    assert feed == [*expected, ("K00000", "removed")]
     async with engine.connect() as conn:
         page = await changes_since(conn, user_id, 3000, 5000)
     assert [t.dedupe_key for t in page.modified] == ["K00001"]
-    assert len(page.added) == 2500 and page.removed and not page.has_more
+    assert len(page.added) == 2500
+    assert page.removed
+    assert not page.has_more
 
     # The withdrawn row comes back: revived, reported added.
     back = await ingest(engine, user_id, account_id, [first[0], *second])
@@ -220,5 +224,6 @@ async def test_copy_conflict_and_rejection_leave_nothing(engine: AsyncEngine) ->
         assert copied == 2
         states = await classify(conn, account_id, pairs, (WINDOW.start, WINDOW.end))
     assert states.unchanged == frozenset({0, 2})  # B and C now stored with the same content
-    assert set(states.changed) == {"A"} and states.live_in_window == 3
+    assert set(states.changed) == {"A"}
+    assert states.live_in_window == 3
     assert await count(engine, transactions) == 3

@@ -114,7 +114,7 @@ async def list_transactions(
     )
     async with engine.connect() as conn:
         rows, next_cursor = await queries.transaction_rows(
-            conn, principal.user_id, flt, limit=limit, cursor=cursor
+            conn, principal.user_id, flt, limit=limit, cursor=cursor, api_only=True
         )
     # Serialized straight from the rows (same JSON as TransactionList; performance.md S1).
     return Response(transaction_page_json(rows, next_cursor), media_type="application/json")

@@ -87,14 +87,18 @@ _TRNTYPES = {
 
 
 async def iter_pages(
-    engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: queries.TransactionFilter,
+    *,
+    api_only: bool = True,
 ) -> AsyncIterator[list[Any]]:
     """Every matching live transaction row, newest first, in keyset pages of :data:`PAGE`."""
     cursor: str | None = None
     while True:
         async with engine.connect() as conn:
             rows, cursor = await queries.transaction_rows(
-                conn, user_id, flt, limit=PAGE, cursor=cursor
+                conn, user_id, flt, limit=PAGE, cursor=cursor, api_only=api_only
             )
         if rows:
             yield rows
@@ -106,7 +110,7 @@ async def iter_transactions(
     engine: AsyncEngine, user_id: UUID, flt: queries.TransactionFilter
 ) -> AsyncIterator[Transaction]:
     """Every matching live transaction as a domain object, newest first."""
-    async for rows in iter_pages(engine, user_id, flt):
+    async for rows in iter_pages(engine, user_id, flt, api_only=False):
         for row in rows:
             yield transaction_from_row(row)
 

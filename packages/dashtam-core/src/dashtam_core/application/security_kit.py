@@ -9,6 +9,7 @@ otherwise), the mail sender and the TOTP verifier.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -141,7 +142,10 @@ def _rate_limiter(settings: CoreSettings) -> RateLimiter:
     if settings.redis_url:
         from dashtam_core.adapters.redis.rate_limiter import RedisRateLimiter
 
-        return RedisRateLimiter.from_url(settings.redis_url)
+        # One namespace per deployment (= database): every process of a deployment shares its
+        # counters, while two deployments (or test runs) sharing one Redis never collide.
+        digest = hashlib.sha256(settings.database_url.encode()).hexdigest()[:12]
+        return RedisRateLimiter.from_url(settings.redis_url, prefix=f"dashtam:rl:{digest}:")
     return InMemoryRateLimiter()
 
 

@@ -11,11 +11,12 @@ overlap with the server inserting the rows already sent.
 * A validation problem found while streaming aborts the ``COPY``: the savepoint is rolled back
   and :class:`Rejected` is raised (nothing written).
 * A unique-key conflict (a writer that did not take the lock) rolls the savepoint back and
-  returns ``False``; the engine then falls back to the ``ON CONFLICT`` upsert.
+  :func:`copy_new_transactions` returns ``None``; the engine then falls back to the
+  ``ON CONFLICT`` upsert.
 
 For accounts that hold rows already, :func:`classify` compares the answer's content hashes with
-the stored ones on the server and returns only what needs writing, and
-the engine asks for withdrawn rows only when the live rows dated in the window outnumber those
+the stored ones on the server and returns only what needs writing, and the engine asks for
+withdrawn rows only when the live rows dated in the window outnumber those
 the answer names: an identical re-sync moves a few integers instead of every stored row.
 """
 

@@ -285,6 +285,10 @@ async def ingest_transactions(
     Steps: validate every record (any defect rejects the whole answer, nothing written); take the
     user's change-feed lock; read the stored state of every key (one set-based query per 20k
     keys); upsert what changed in batches of ``batch_size`` (one multi-row statement each);
+    on PostgreSQL, rows for keys the account does not hold are written with a binary ``COPY``
+    instead, the content comparison runs on the server (:func:`~dashtam_core.sync.copyin.classify`)
+    and a first sync into an empty account streams validation, hashing and the ``COPY``
+    together (see :mod:`dashtam_core.sync.copyin`);
     settle pending rows (see :mod:`dashtam_core.sync.reconcile`); when ``authoritative`` and
     ``window`` is given, mark live rows dated in the window that the answer no longer contains
     as removed (an empty answer removes nothing: sync.md rule 10); append
