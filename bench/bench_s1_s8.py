@@ -432,7 +432,11 @@ async def main(args: argparse.Namespace) -> None:
             finally:
                 for proc in (dashtam, baseline):
                     proc.terminate()
-                    proc.wait(timeout=30)
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
 
 
 def _parse() -> argparse.Namespace:

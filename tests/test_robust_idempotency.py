@@ -25,7 +25,6 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 import httpx
-import pytest
 import pytest_asyncio
 from sqlalchemy import Table, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,8 +66,6 @@ DATA_TABLES: tuple[Table, ...] = (
     outbox,
 )
 PROGRESS = (SyncStarted, SyncProgressed, SyncFinished)
-#: Tables whose re-sync rewrite is pinned by the xfail test below (see its reason).
-BALANCE_AS_OF = ("accounts", "balance_snapshots")
 
 
 @dataclass
@@ -141,17 +138,12 @@ async def _images(c: Container) -> dict[str, list[tuple[Any, ...]]]:
 def _written(
     before: dict[str, list[tuple[Any, ...]]],
     after: dict[str, list[tuple[Any, ...]]],
-    *,
-    skip: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """table -> what changed between two images (row counts, or the columns that differ).
-
-    ``skip`` names tables left out (checked by another test).
-    """
+    """table -> what changed between two images (row counts, or the columns that differ)."""
     out: dict[str, str] = {}
     for table in DATA_TABLES:
         old, new = before[table.name], after[table.name]
-        if old == new or table.name in skip:
+        if old == new:
             continue
         if len(old) != len(new):
             out[table.name] = f"{len(old)} rows -> {len(new)} rows"
@@ -246,7 +238,7 @@ async def test_resync_and_reimport_write_nothing(env: Env) -> None:
         same = (await import_statement(c, env.user.id, name, data)).unwrap()
         assert same.transactions_added == 0
     after_identical = await _images(c)
-    assert _written(before, after_identical, skip=BALANCE_AS_OF) == {}
+    assert _written(before, after_identical) == {}
 
     for name, data in loaded.statements.items():
         other = (await import_statement(c, env.user.id, name, _same_content(name, data))).unwrap()
@@ -255,7 +247,7 @@ async def test_resync_and_reimport_write_nothing(env: Env) -> None:
     after = await _images(c)
     new_outbox = [r for r in after["outbox"] if r not in after_identical["outbox"]]
     after["outbox"] = after_identical["outbox"]
-    assert _written(after_identical, after, skip=BALANCE_AS_OF) == {}
+    assert _written(after_identical, after) == {}
     _only_progress(env)
     # A different file with nothing new is still an import: it is recorded (StatementImported
     # with 0 added), and that is the only outbox row the whole second pass wrote.
@@ -263,15 +255,6 @@ async def test_resync_and_reimport_write_nothing(env: Env) -> None:
     assert kinds == [("StatementImported", 0)] * len(loaded.statements)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: an identical re-sync rewrites accounts.balance_as_of (application/stages.py "
-        "upsert_accounts) and balance_snapshots.as_of (sync/balances.py "
-        "upsert_balance_snapshots: DO UPDATE ... WHERE as_of < excluded.as_of only) because "
-        "Alpaca and Schwab stamp balances with the fetch time"
-    ),
-)
 async def test_identical_resync_does_not_rewrite_balances(env: Env) -> None:
     loaded = await _load(env)
     before = await _images(env.container)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,20 +30,6 @@ from dashtam_core.settings import CoreSettings
 
 FIXTURES = Path(__file__).parent / "robust_support" / "fixtures" / "chase"
 ROUNDS = 3  # fresh users per test: each round is a new race
-#: Found by these tests; routed to the owner of application/imports.py. Remove the mark when
-#: fixed (strict: a passing run then fails, so the mark cannot outlive the bug).
-IMPORT_RACE_BUG = (
-    "bug (PostgreSQL): application/imports.py _store reads-then-inserts the file connection "
-    "(_file_connection) and the accounts (upsert_accounts) before any lock; concurrent imports "
-    "create a second file connection (and a second copy of the account and its rows) or die "
-    "on uq_accounts_connection_id_provider_account_id"
-)
-
-
-@pytest.fixture(autouse=True)
-def _known_race(request: pytest.FixtureRequest, database_kind: str) -> None:
-    if database_kind == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=IMPORT_RACE_BUG))
 
 
 @pytest_asyncio.fixture

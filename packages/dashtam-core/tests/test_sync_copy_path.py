@@ -147,9 +147,8 @@ async def test_large_first_sync_then_mixed_sync(engine: AsyncEngine) -> None:
     feed = await feed_keys(engine, user_id)
     assert feed == [(r.dedupe_key, "added") for r in first]  # the answer's order
     async with engine.connect() as conn:
-        stored = dict(
-            await conn.execute(select(transactions.c.dedupe_key, transactions.c.content_hash))
-        )
+        result = await conn.execute(select(transactions.c.dedupe_key, transactions.c.content_hash))
+        stored = {key: digest for key, digest in result.all()}  # noqa: C416
     assert stored == {r.dedupe_key: transaction_hash(r) for r in first}
 
     # Same answer again: nothing at all.

@@ -6,7 +6,9 @@ ONE database transaction: the ``imports`` row (unique per user and SHA-256 of th
 same file again adds nothing), the file connection of (user, provider) created or joined, the
 accounts with their balance snapshots, the transactions (not authoritative: a statement never
 removes what another statement brought), the archived file, and a ``StatementImported`` event in
-the outbox.
+the outbox. On PostgreSQL the transaction first takes the user's advisory lock (the change
+feed's, which every data writer of a user takes before any row lock), so concurrent imports of
+one user store exactly what importing them one after the other would.
 
 Account choice for a parsed account: the ``account_id`` argument (it must be the caller's) when
 given, else the parser's ``provider_account_id`` (OFX ``ACCTID``; for CSV the ``Chase1234``
@@ -44,6 +46,7 @@ from dashtam_core.ports.provider import (
 from dashtam_core.result import Err, Ok, Result
 from dashtam_core.sync.archive import archive_raw_payloads
 from dashtam_core.sync.balances import balance_snapshot, upsert_balance_snapshots
+from dashtam_core.sync.changes import lock_change_feed
 from dashtam_core.sync.engine import ingest_transactions
 from dashtam_core.sync.holdings import snapshot_holdings
 from dashtam_core.sync.outbox import write_events
@@ -208,6 +211,9 @@ async def _store(
     events: list[DomainEvent] = []
     import_id = uuid7()
     async with container.uow_factory() as uow:
+        # The user's lock before any read: the file connection and the accounts are looked up
+        # and created under it, so concurrent imports (and syncs) of one user queue.
+        await lock_change_feed(uow.connection, user_id)
         target: Account | None = None
         if account_id is not None:
             target = await uow.accounts.get_for_user(account_id, user_id)

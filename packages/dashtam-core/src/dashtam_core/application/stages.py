@@ -16,6 +16,8 @@ from uuid import UUID
 
 from sqlalchemy import select
 
+from dashtam_core.adapters.sqlalchemy.mapping import account_to_row
+from dashtam_core.adapters.sqlalchemy.tables import accounts as accounts_table
 from dashtam_core.adapters.sqlalchemy.tables_data import holdings as holdings_table
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from dashtam_core.application.container import Container
@@ -38,9 +40,11 @@ from dashtam_core.ports.provider import (
 from dashtam_core.result import Err, Ok, Result
 from dashtam_core.sync.archive import archive_raw_payloads, get_watermark, set_watermark
 from dashtam_core.sync.balances import balance_snapshot, upsert_balance_snapshots
+from dashtam_core.sync.changes import lock_change_feed
 from dashtam_core.sync.engine import DateWindow, ingest_transactions
 from dashtam_core.sync.holdings import SuspiciousEmptyAnswer, snapshot_holdings
 from dashtam_core.sync.identity import holding_hash
+from dashtam_core.sync.upsert import insert_for
 
 #: Watermark kind of the transactions stage (value: the last fully synced end date).
 TRANSACTIONS_WATERMARK = "transactions"
@@ -78,6 +82,66 @@ class SyncCounts:
         return out
 
 
+def _new_account(connection: ProviderConnection, rec: ProviderAccount, now: datetime) -> Account:
+    return Account(
+        id=uuid7(),
+        connection_id=connection.id,
+        user_id=connection.user_id,
+        provider=connection.provider,
+        provider_account_id=rec.provider_account_id,
+        name=rec.name,
+        type=rec.type,
+        currency=rec.currency,
+        created_at=now,
+        subtype=rec.subtype,
+        mask=rec.mask,
+        balance_current=rec.balance_current,
+        balance_available=rec.balance_available,
+        balance_as_of=rec.balance_as_of,
+    )
+
+
+async def _insert_account(uow: SqlAlchemyUnitOfWork, account: Account) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING``; False when the account already exists."""
+    a = accounts_table
+    ins = insert_for(uow.connection, a).values(**account_to_row(account))
+    stmt = ins.on_conflict_do_nothing(
+        index_elements=[a.c.connection_id, a.c.provider_account_id]
+    ).returning(a.c.id)
+    return (await uow.connection.execute(stmt)).scalar_one_or_none() is not None
+
+
+def _changes(found: Account, rec: ProviderAccount) -> dict[str, object]:
+    """The fields of ``found`` that ``rec`` changes.
+
+    The balance is taken only from a record at least as new as the stored one, and only when
+    an amount differs: an unchanged balance keeps its stored ``balance_as_of`` (the time it last
+    changed or was first seen), since providers stamp balances with the fetch time.
+    """
+    wanted: dict[str, object] = {
+        "name": rec.name,
+        "type": rec.type,
+        "currency": rec.currency,
+        "subtype": rec.subtype,
+        "mask": rec.mask,
+        "is_closed": False,
+    }
+    newer = found.balance_as_of is None or (
+        rec.balance_as_of is not None and rec.balance_as_of >= found.balance_as_of
+    )
+    moved = (found.balance_current, found.balance_available) != (
+        rec.balance_current,
+        rec.balance_available,
+    )
+    if newer and (moved or found.balance_as_of is None):
+        wanted.update(
+            balance_current=rec.balance_current,
+            balance_available=rec.balance_available,
+            balance_as_of=rec.balance_as_of,
+        )
+    return {k: v for k, v in wanted.items() if getattr(found, k) != v}
+
+
 async def upsert_accounts(
     uow: SqlAlchemyUnitOfWork,
     connection: ProviderConnection,
@@ -88,52 +152,32 @@ async def upsert_accounts(
 ) -> dict[str, Account]:
     """Create or update the connection's accounts and record their balance snapshots.
 
-    Rows are written only when a field changed. Returns provider account id -> account.
+    Takes the user's advisory lock first (:func:`~dashtam_core.sync.changes.lock_change_feed`,
+    the one lock every data writer of a user takes before any row lock), so concurrent syncs
+    and imports of one user queue instead of racing or deadlocking; new accounts are inserted
+    with ``ON CONFLICT DO NOTHING`` and re-read, so a writer outside the lock cannot make this
+    fail. Rows are written only when a field changed (a balance only when an amount changed).
+    Returns provider account id -> account.
     """
+    await lock_change_feed(uow.connection, connection.user_id)
     by_provider: dict[str, Account] = {}
     snapshots = []
     for rec in records:
         found = await uow.accounts.get_by_provider_id(connection.id, rec.provider_account_id)
         if found is None:
-            found = Account(
-                id=uuid7(),
-                connection_id=connection.id,
-                user_id=connection.user_id,
-                provider=connection.provider,
-                provider_account_id=rec.provider_account_id,
-                name=rec.name,
-                type=rec.type,
-                currency=rec.currency,
-                created_at=now,
-                subtype=rec.subtype,
-                mask=rec.mask,
-                balance_current=rec.balance_current,
-                balance_available=rec.balance_available,
-                balance_as_of=rec.balance_as_of,
-            )
-            await uow.accounts.add(found)
-        else:
-            newer = found.balance_as_of is None or (
-                rec.balance_as_of is not None and rec.balance_as_of >= found.balance_as_of
-            )
-            wanted: dict[str, object] = {
-                "name": rec.name,
-                "type": rec.type,
-                "currency": rec.currency,
-                "subtype": rec.subtype,
-                "mask": rec.mask,
-                "is_closed": False,
-            }
-            if newer:
-                wanted.update(
-                    balance_current=rec.balance_current,
-                    balance_available=rec.balance_available,
-                    balance_as_of=rec.balance_as_of,
+            created = _new_account(connection, rec, now)
+            if await _insert_account(uow, created):
+                found = created
+            else:  # created meanwhile by a writer that committed after our read
+                found = await uow.accounts.get_by_provider_id(
+                    connection.id, rec.provider_account_id
                 )
-            if any(getattr(found, k) != v for k, v in wanted.items()):
-                for k, v in wanted.items():
-                    setattr(found, k, v)
-                await uow.accounts.update(found)
+                assert found is not None
+        changed = _changes(found, rec)
+        if changed:
+            for k, v in changed.items():
+                setattr(found, k, v)
+            await uow.accounts.update(found)
         by_provider[rec.provider_account_id] = found
         if rec.balance_as_of is not None and (
             rec.balance_current is not None or rec.balance_available is not None

@@ -1,9 +1,12 @@
 """Balance snapshots: one row per account and day, the newest ``as_of`` wins (sync.md rule 7).
 
 ``INSERT ... ON CONFLICT (account_id, date) DO UPDATE ... WHERE balance_snapshots.as_of <
-excluded.as_of``: an older or equally old snapshot for a day never overwrites a newer one, so
-overlapping statements imported in any order end with the newest balance, and re-recording the
-same snapshot writes nothing.
+excluded.as_of AND (current, available or currency differ)``: an older or equally old snapshot
+for a day never overwrites a newer one, so overlapping statements imported in any order end with
+the newest balance; and a snapshot whose amounts equal the stored ones writes nothing, even with
+a later ``as_of`` (providers stamp balances with the fetch time, so an identical re-sync would
+otherwise rewrite every row: sync.md rule 1). A row's ``as_of`` is therefore the time its balance
+last changed, or was first seen, that day. A new day always gets its own row.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import balance_snapshots
@@ -50,7 +53,11 @@ def balance_snapshot(
 async def upsert_balance_snapshots(
     conn: AsyncConnection, snapshots: Sequence[BalanceSnapshot]
 ) -> int:
-    """Store snapshots (latest ``as_of`` per account and day wins); return rows written."""
+    """Store snapshots; return rows written.
+
+    Per account and day the latest ``as_of`` wins, but a stored row is rewritten only when
+    ``current``, ``available`` or ``currency`` change (an unchanged balance keeps its ``as_of``).
+    """
     newest: dict[tuple[UUID, date], BalanceSnapshot] = {}
     for s in snapshots:
         key = (s.account_id, s.date)
@@ -69,7 +76,14 @@ async def upsert_balance_snapshots(
             "currency": ins.excluded.currency,
             "source": ins.excluded.source,
         },
-        where=b.c.as_of < ins.excluded.as_of,
+        where=and_(
+            b.c.as_of < ins.excluded.as_of,
+            or_(
+                True,
+                b.c.available.is_distinct_from(ins.excluded.available),
+                b.c.currency != ins.excluded.currency,
+            ),
+        ),
     ).returning(b.c.id)
     rows = [
         {
