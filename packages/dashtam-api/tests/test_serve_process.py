@@ -124,3 +124,23 @@ def test_serve_sandbox_mounts_provider_simulators(served: tuple[str, Path]) -> N
         if "schwab" in sandboxed:
             accounts = client.get("/sandbox/schwab/trader/v1/accounts")
             assert accounts.status_code == 401
+
+
+async def test_inprocess_jobs_start_and_stop_with_the_app(tmp_path: Path) -> None:
+    """On the embedded default the periodic jobs run inside the app and stop with it."""
+    from dashtam_api.main import create_app
+    from dashtam_api.settings import ApiSettings
+
+    settings = ApiSettings(
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}",
+        secret_dir=tmp_path / "keys",
+        mail_outbox=tmp_path / "outbox",
+        inprocess_jobs=True,
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        runtime = app.state.runtime
+        assert runtime.periodic is not None
+        assert runtime.jobs is None  # syncs still run as tasks of this process
+    assert app.state.runtime is None

@@ -136,16 +136,17 @@ async def test_two_syncs_and_an_import_of_one_user_at_once(container: Container)
         for alias in ("one", "two")
     ]
     statement = (CHASE / "checking.qfx").read_bytes()
-    results = await asyncio.wait_for(
+    one, two, imported = await asyncio.wait_for(
         asyncio.gather(
-            *(sync_connection(c, i) for i in ids),
+            sync_connection(c, ids[0]),
+            sync_connection(c, ids[1]),
             import_statement(c, user_id, "checking.qfx", statement),
         ),
         timeout=60,
     )
-    runs = [r.unwrap() for r in results[:2]]
+    runs = [one.unwrap(), two.unwrap()]
     assert [r.status for r in runs] == [SyncStatus.SUCCEEDED] * 2, [r.error for r in runs]
-    assert results[2].unwrap().transactions_added == 25
+    assert imported.unwrap().transactions_added == 25
     assert await _per_user(c, user_id) == (3, 2 * accs_one + 1, 2 * live_one + 25)
 
 

@@ -104,14 +104,23 @@ def create_app(
         context = {"settings": settings, "app": app}
         try:
             loaded.manager.hook.startup(context=context)
+            if settings.inprocess_jobs and not settings.redis_url:
+                from dashtam_api.routes._runtime import start_inprocess_jobs
+
+                await start_inprocess_jobs(app)
             yield
         finally:
             try:
                 loaded.manager.hook.shutdown(context=context)
             finally:
-                if redis is not None:
-                    await redis.aclose()
-                await engine.dispose()
+                from dashtam_api.routes._runtime import close_runtime
+
+                try:
+                    await close_runtime(app)
+                finally:
+                    if redis is not None:
+                        await redis.aclose()
+                    await engine.dispose()
 
     app = DashtamApp(
         title="Dashtam",

@@ -20,6 +20,9 @@ class ApiSettings(CoreSettings):
         readiness_timeout_seconds: time budget of each ``/health/ready`` probe.
         hsts: send ``Strict-Transport-Security`` (enable behind TLS).
         log_level: uvicorn's log level.
+        inprocess_jobs: run the periodic jobs (scheduled syncs, token refresh, expiry
+            warnings, pruning) inside this process; ``dashtam serve`` turns it on for the
+            embedded default (no Redis), where there is no ``dashtam scheduler``.
     """
 
     host: str = "127.0.0.1"
@@ -30,6 +33,7 @@ class ApiSettings(CoreSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     hsts: bool = False
     log_level: str = "info"
+    inprocess_jobs: bool = False
 
     @property
     def request_body_limit(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,8 +31,19 @@ async def _run(kind: str, concurrency: int) -> None:
     from dashtam_core.adapters.jobs.tasks import JobQueue
     from dashtam_core.application.container import Container
 
-    container = await Container.create(ApiSettings(), sandbox_transport="http")
+    settings = ApiSettings()
+    container = await Container.create(settings, sandbox_transport="http")
+    redis: Any = None
     try:
+        if kind == "worker" and settings.redis_url:
+            # Events of the syncs this worker runs must reach the API replica holding the
+            # user's SSE stream: publish user-visible events over Redis pub/sub.
+            from redis.asyncio import Redis
+
+            from dashtam_api.events_hub import redis_notify_handler
+
+            redis = Redis.from_url(settings.redis_url)
+            container.bus.subscribe_role("notify", redis_notify_handler(redis))
         queue = JobQueue(container)
         if kind == "worker":
             typer.echo(f"dashtam worker: consuming jobs (concurrency {concurrency})", err=True)
@@ -41,6 +52,8 @@ async def _run(kind: str, concurrency: int) -> None:
             typer.echo("dashtam scheduler: kicking periodic jobs", err=True)
             await queue.run_scheduler()
     finally:
+        if redis is not None:
+            await redis.aclose()
         await container.aclose()
 
 

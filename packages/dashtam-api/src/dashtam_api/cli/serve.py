@@ -38,6 +38,9 @@ def serve(
         os.environ["DASHTAM_SANDBOX"] = "true"
     if "public_base_url" not in settings.model_fields_set:
         os.environ["DASHTAM_PUBLIC_BASE_URL"] = _own_url(host, port)
+    if not settings.redis_url and "inprocess_jobs" not in settings.model_fields_set:
+        # Embedded default: no `dashtam scheduler`, so periodic jobs run in this process.
+        os.environ["DASHTAM_INPROCESS_JOBS"] = "true"
     if settings.is_sqlite:
         from dashtam_core.adapters.sqlalchemy.migrate import ensure_schema
 
@@ -55,6 +58,7 @@ def serve(
         log_level=settings.log_level,
         server_header=False,
         lifespan="on",
+        timeout_graceful_shutdown=5,
     )
 
 

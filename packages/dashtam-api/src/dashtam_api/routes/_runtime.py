@@ -44,6 +44,7 @@ class Runtime:
     container: Container
     hub: EventsHub
     jobs: JobQueue | None = None
+    periodic: JobQueue | None = None  # in-process scheduler (embedded default only)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def dispatch(self) -> None:
@@ -120,6 +121,8 @@ class Runtime:
         await self.hub.aclose()
         if self.jobs is not None:
             await self.jobs.stop()
+        if self.periodic is not None:
+            await self.periodic.stop()
         await self.container.aclose()
 
 
@@ -171,6 +174,23 @@ async def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
+async def start_inprocess_jobs(app: Any) -> None:
+    """Run the periodic jobs inside this process (embedded default, no Redis).
+
+    Builds the runtime now (instead of on the first request) and starts the job queue's
+    in-memory broker with its scheduler; :func:`close_runtime` stops them.
+    """
+    state = app.state
+    runtime: Runtime | None = getattr(state, "runtime", None)
+    if runtime is None:
+        runtime = await build_runtime(state)
+        state.runtime = runtime
+    if runtime.periodic is None:
+        periodic = JobQueue(runtime.container)
+        await periodic.start_in_process()
+        runtime.periodic = periodic
+
+
 async def close_runtime(app: Any) -> None:
     """Close ``app``'s runtime if one was built (call before disposing the engine)."""
     runtime: Runtime | None = getattr(app.state, "runtime", None)
@@ -181,4 +201,11 @@ async def close_runtime(app: Any) -> None:
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
-__all__ = ["Runtime", "RuntimeDep", "build_runtime", "close_runtime", "get_runtime"]
+__all__ = [
+    "Runtime",
+    "RuntimeDep",
+    "build_runtime",
+    "close_runtime",
+    "get_runtime",
+    "start_inprocess_jobs",
+]

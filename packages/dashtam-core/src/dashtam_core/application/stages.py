@@ -82,8 +82,11 @@ class SyncCounts:
         return out
 
 
-def _new_account(connection: ProviderConnection, rec: ProviderAccount, now: datetime) -> Account:
-    return Account(
+async def _insert_account(
+    uow: SqlAlchemyUnitOfWork, connection: ProviderConnection, rec: ProviderAccount, now: datetime
+) -> Account | None:
+    """Insert the account (``ON CONFLICT DO NOTHING``); None when it exists already."""
+    account = Account(
         id=uuid7(),
         connection_id=connection.id,
         user_id=connection.user_id,
@@ -99,24 +102,23 @@ def _new_account(connection: ProviderConnection, rec: ProviderAccount, now: date
         balance_available=rec.balance_available,
         balance_as_of=rec.balance_as_of,
     )
-
-
-async def _insert_account(uow: SqlAlchemyUnitOfWork, account: Account) -> bool:
-    """``INSERT ... ON CONFLICT DO NOTHING``; False when the account already exists."""
     a = accounts_table
-    ins = insert_for(uow.connection, a).values(**account_to_row(account))
-    stmt = ins.on_conflict_do_nothing(
-        index_elements=[a.c.connection_id, a.c.provider_account_id]
-    ).returning(a.c.id)
-    return (await uow.connection.execute(stmt)).scalar_one_or_none() is not None
+    stmt = (
+        insert_for(uow.connection, a)
+        .values(**account_to_row(account))
+        .on_conflict_do_nothing(index_elements=[a.c.connection_id, a.c.provider_account_id])
+        .returning(a.c.id)
+    )
+    inserted = (await uow.connection.execute(stmt)).scalar_one_or_none()
+    return account if inserted is not None else None
 
 
 def _changes(found: Account, rec: ProviderAccount) -> dict[str, object]:
     """The fields of ``found`` that ``rec`` changes.
 
-    The balance is taken only from a record at least as new as the stored one, and only when
-    an amount differs: an unchanged balance keeps its stored ``balance_as_of`` (the time it last
-    changed or was first seen), since providers stamp balances with the fetch time.
+    The balance comes only from a record at least as new as the stored one, and only when an
+    amount differs: providers stamp balances with the fetch time, so an unchanged balance keeps
+    its stored ``balance_as_of`` (when it last changed or was first seen).
     """
     wanted: dict[str, object] = {
         "name": rec.name,
@@ -129,10 +131,8 @@ def _changes(found: Account, rec: ProviderAccount) -> dict[str, object]:
     newer = found.balance_as_of is None or (
         rec.balance_as_of is not None and rec.balance_as_of >= found.balance_as_of
     )
-    moved = (found.balance_current, found.balance_available) != (
-        rec.balance_current,
-        rec.balance_available,
-    )
+    amounts = (rec.balance_current, rec.balance_available)
+    moved = amounts != (found.balance_current, found.balance_available)
     if newer and (moved or found.balance_as_of is None):
         wanted.update(
             balance_current=rec.balance_current,
@@ -152,12 +152,11 @@ async def upsert_accounts(
 ) -> dict[str, Account]:
     """Create or update the connection's accounts and record their balance snapshots.
 
-    Takes the user's advisory lock first (:func:`~dashtam_core.sync.changes.lock_change_feed`,
-    the one lock every data writer of a user takes before any row lock), so concurrent syncs
-    and imports of one user queue instead of racing or deadlocking; new accounts are inserted
-    with ``ON CONFLICT DO NOTHING`` and re-read, so a writer outside the lock cannot make this
-    fail. Rows are written only when a field changed (a balance only when an amount changed).
-    Returns provider account id -> account.
+    Takes the user's advisory lock first (``lock_change_feed``: every data writer of a user
+    takes it before any row lock), so syncs and imports of one user queue instead of racing or
+    deadlocking; a new account is inserted with ``ON CONFLICT DO NOTHING`` (then re-read), so
+    even a writer outside the lock cannot make this fail. Rows are written only when a field
+    changed (a balance only when an amount changed). Returns provider account id -> account.
     """
     await lock_change_feed(uow.connection, connection.user_id)
     by_provider: dict[str, Account] = {}
@@ -165,16 +164,11 @@ async def upsert_accounts(
     for rec in records:
         found = await uow.accounts.get_by_provider_id(connection.id, rec.provider_account_id)
         if found is None:
-            created = _new_account(connection, rec, now)
-            if await _insert_account(uow, created):
-                found = created
-            else:  # created meanwhile by a writer that committed after our read
-                found = await uow.accounts.get_by_provider_id(
-                    connection.id, rec.provider_account_id
-                )
-                assert found is not None
-        changed = _changes(found, rec)
-        if changed:
+            found = await _insert_account(uow, connection, rec, now)
+        if found is None:  # created meanwhile by a writer that committed after our read
+            found = await uow.accounts.get_by_provider_id(connection.id, rec.provider_account_id)
+            assert found is not None
+        if changed := _changes(found, rec):
             for k, v in changed.items():
                 setattr(found, k, v)
             await uow.accounts.update(found)

@@ -79,7 +79,7 @@ async def upsert_balance_snapshots(
         where=and_(
             b.c.as_of < ins.excluded.as_of,
             or_(
-                True,
+                b.c.current.is_distinct_from(ins.excluded.current),
                 b.c.available.is_distinct_from(ins.excluded.available),
                 b.c.currency != ins.excluded.currency,
             ),
