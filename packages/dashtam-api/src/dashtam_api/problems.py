@@ -234,6 +234,22 @@ def problem_for_exception(
             errors=field_errors,
         )
         return problem, {}
+    if isinstance(exc, StarletteHTTPException) and exc.status_code == 400:
+        # The framework's only 400 is a body it could not parse (not JSON, bad encoding):
+        # that is invalid input like any other, so it is a documented 422 validation_error.
+        problem = make_problem(
+            422,
+            "validation_error",
+            "The request body could not be parsed.",
+            instance=instance,
+            trace_id=trace_id,
+            errors=[
+                ProblemFieldError(
+                    field="body", code="malformed_body", message=str(exc.detail or "")
+                )
+            ],
+        )
+        return problem, {}
     if isinstance(exc, StarletteHTTPException):
         status = exc.status_code
         code = _HTTP_STATUS_CODES.get(status, f"http_{status}")
