@@ -103,6 +103,8 @@ async def test_login_headers_and_429_with_retry_after(make: Factory) -> None:
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "rate_limited"
     assert 1 <= int(response.headers["Retry-After"]) <= 7
+    assert response.headers["RateLimit-Policy"] == '"login_ip";q=10;w=60'
+    assert response.headers["RateLimit"].startswith('"login_ip";r=0;t=')
 
 
 async def test_login_is_limited_per_email(make: Factory) -> None:

@@ -152,6 +152,7 @@ async def enforce_rate_limit(
         raise RateLimitExceeded(
             f"rate limit {rule.name} exceeded; retry later",
             retry_after=float(headers.get("Retry-After", "1")),
+            headers={k: v for k, v in headers.items() if k in ("RateLimit-Policy", "RateLimit")},
         )
     if response is not None:
         for name in ("RateLimit-Policy", "RateLimit"):  # several rules: a list per header

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from dashtam_core.errors import DashtamError
+from dashtam_core.errors import DashtamError, RateLimitExceeded
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:dashtam:problem:"
@@ -176,10 +176,15 @@ def trace_id_of(scope: Mapping[str, Any]) -> str | None:
 
 
 def _retry_after_header(exc: DashtamError) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimitExceeded):  # IETF RateLimit headers on the 429 too
+        headers.update(
+            {k: v for k, v in exc.headers.items() if k in ("RateLimit-Policy", "RateLimit")}
+        )
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, int | float) and retry_after >= 0:
-        return {"Retry-After": str(max(1, math.ceil(retry_after)))}
-    return {}
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return headers
 
 
 def _field_path(loc: Iterable[Any]) -> str:

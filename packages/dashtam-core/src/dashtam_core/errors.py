@@ -132,9 +132,16 @@ class RateLimitExceeded(DashtamError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str = "rate limit exceeded", *, retry_after: float = 1.0) -> None:
+    def __init__(
+        self,
+        message: str = "rate limit exceeded",
+        *,
+        retry_after: float = 1.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.headers: dict[str, str] = dict(headers or {})  # e.g. RateLimit-Policy, RateLimit
 
 
 class InvalidStateTransition(DashtamError):
