@@ -115,28 +115,36 @@ async def iter_transactions(
             yield transaction_from_row(row)
 
 
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _money_text(value: Any) -> str:
+    return "" if value is None else format(value, "f")
+
+
 def csv_row(row: Any) -> list[str]:
     """The CSV cells of a ``transactions`` row (money as exact decimal strings)."""
-    body = transaction_json(row)
-    leg = body["security"] or {}
-    posted = body["posted_at"]
+    m = row._mapping if hasattr(row, "_mapping") else row
+    posted = m["posted_at"]
+    has_leg = m["security_symbol"] is not None
     return [
-        body["id"],
-        body["account_id"],
-        body["date"].isoformat(),
+        str(m["id"]),
+        str(m["account_id"]),
+        m["date"].isoformat(),
         posted.isoformat().replace("+00:00", "Z") if posted else "",
-        body["amount"],
-        body["currency"],
-        body["description"],
-        body["merchant"] or "",
-        body["type"],
-        body["subtype"],
-        body["status"],
-        body["provider_transaction_id"],
-        body["pending_transaction_id"] or "",
-        leg.get("symbol") or "",
-        leg.get("quantity") or "",
-        leg.get("price") or "",
+        format(m["amount"], "f"),
+        m["currency"],
+        m["description"],
+        m["merchant"] or "",
+        m["type"],
+        m["subtype"],
+        m["status"],
+        m["provider_transaction_id"],
+        _text(m["pending_transaction_id"]),
+        m["security_symbol"] or "",
+        _money_text(m["security_quantity"]) if has_leg else "",
+        _money_text(m["security_price"]) if has_leg else "",
     ]
 
 

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, func, or_, select, union_all
+from sqlalchemy import Select, Uuid, func, or_, select, type_coerce, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.mapping import account_from_row, connection_from_row
@@ -217,6 +217,17 @@ API_COLUMNS = (
     "security_quantity",
     "security_price",
 )
+#: UUID columns of :data:`API_COLUMNS`, read as hyphenated strings (no per-row UUID objects).
+_API_UUID_COLUMNS = frozenset({"id", "account_id", "pending_transaction_id"})
+_UUID_TEXT = Uuid(as_uuid=False)
+
+
+def _api_columns() -> list[Any]:
+    t = transactions
+    return [
+        type_coerce(t.c[name], _UUID_TEXT).label(name) if name in _API_UUID_COLUMNS else t.c[name]
+        for name in API_COLUMNS
+    ]
 
 
 async def transaction_rows(
@@ -230,7 +241,8 @@ async def transaction_rows(
 ) -> tuple[list[Any], str | None]:
     """A page of raw ``transactions`` rows (see :func:`list_transactions`) and the next cursor.
 
-    ``api_only`` selects only :data:`API_COLUMNS` (less row processing on the hot path).
+    ``api_only`` selects only :data:`API_COLUMNS` (less row processing on the hot path), with
+    the UUID columns as hyphenated strings.
 
     One ``ORDER BY date DESC, id DESC LIMIT n`` per account of the user (each an index range
     scan on ``(account_id, date)``), merged by an outer sort of at most ``accounts * n`` rows,
@@ -247,7 +259,7 @@ async def transaction_rows(
     owned = await _account_ids(conn, user_id, flt.account_id)
     if not owned:
         return [], None
-    cols = [t.c[name] for name in API_COLUMNS] if api_only else list(t.c)
+    cols = _api_columns() if api_only else list(t.c)
     parts = []
     for account_id in owned:
         part = _filtered(select(*cols).where(t.c.account_id == account_id), flt)

@@ -9,12 +9,13 @@ and reordering are all detected.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import orjson
 
@@ -32,7 +33,43 @@ GENESIS_MAC = ""
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year < 1000:  # isoformat pads the year, strftime("%Y") does not: keep the old form
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def _canonical(
+    id_: object,
+    occurred_at: datetime,
+    actor_id: object,
+    action: str,
+    outcome: str,
+    object_type: str | None,
+    object_id: str | None,
+    ip: str | None,
+    user_agent: str | None,
+    details: Any,
+    prev_mac: str,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "v": CANONICAL_VERSION,
+            "id": str(id_),
+            "occurred_at": _timestamp(occurred_at),
+            "actor_id": str(actor_id) if actor_id else None,
+            "action": action,
+            "outcome": str(outcome),
+            "object_type": object_type,
+            "object_id": object_id,
+            "ip": ip,
+            "user_agent": user_agent,
+            "details": {str(k): str(v) for k, v in details.items()} if details else {},
+            "prev_mac": prev_mac,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
 
 
 def canonical_bytes(record: AuditRecord) -> bytes:
@@ -40,28 +77,24 @@ def canonical_bytes(record: AuditRecord) -> bytes:
 
     ``prev_mac`` is part of it, which is what links the chain.
     """
-    return orjson.dumps(
-        {
-            "v": CANONICAL_VERSION,
-            "id": str(record.id),
-            "occurred_at": _timestamp(record.occurred_at),
-            "actor_id": str(record.actor_id) if record.actor_id else None,
-            "action": record.action,
-            "outcome": str(record.outcome),
-            "object_type": record.object_type,
-            "object_id": record.object_id,
-            "ip": record.ip,
-            "user_agent": record.user_agent,
-            "details": {str(k): str(v) for k, v in record.details.items()},
-            "prev_mac": record.prev_mac,
-        },
-        option=orjson.OPT_SORT_KEYS,
+    return _canonical(
+        record.id,
+        record.occurred_at,
+        record.actor_id,
+        record.action,
+        record.outcome,
+        record.object_type,
+        record.object_id,
+        record.ip,
+        record.user_agent,
+        record.details,
+        record.prev_mac,
     )
 
 
 def compute_mac(key: bytes, record: AuditRecord) -> str:
     """Return the hex HMAC-SHA256 of ``record`` (its ``prev_mac`` included)."""
-    return hmac.new(key, canonical_bytes(record), hashlib.sha256).hexdigest()
+    return hmac.digest(key, canonical_bytes(record), "sha256").hex()
 
 
 class AuditChainer:
@@ -229,13 +262,188 @@ async def iter_audit_table(
         last = int(rows[-1].seq)
 
 
+def _verify_rows(rows: Iterable[Any], key: bytes, state: _TableState) -> bool:
+    """Check raw ``_VERIFY_COLUMNS`` rows against ``state``; False at the first bad one."""
+    canonical = _canonical
+    load = _load_details
+    digest = hmac.digest
+    same = hmac.compare_digest
+    prev_mac = state.prev_mac
+    next_seq = state.next_seq
+    checked = state.checked
+    ok = True
+    for (
+        seq,
+        id_,
+        occurred,
+        actor,
+        action,
+        outcome,
+        otype,
+        oid,
+        ip,
+        agent,
+        details,
+        prev,
+        mac,
+    ) in rows:
+        checked += 1
+        if (
+            (next_seq is not None and seq != next_seq)
+            or not same(prev, prev_mac)
+            or not same(
+                mac,
+                digest(
+                    key,
+                    canonical(
+                        id_,
+                        occurred,
+                        actor,
+                        action,
+                        outcome,
+                        otype,
+                        oid,
+                        ip,
+                        agent,
+                        load(details),
+                        prev,
+                    ),
+                    "sha256",
+                ).hex(),
+            )
+        ):
+            state.first_bad_id = id_
+            ok = False
+            break
+        prev_mac = mac
+        next_seq = seq + 1
+    state.prev_mac = prev_mac
+    state.next_seq = next_seq
+    state.checked = checked
+    return ok
+
+
+def _load_details(value: Any) -> Any:
+    """``details`` as read: a mapping, or its JSON text (PostgreSQL ``jsonb::text``)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:  # e.g. a number beyond float range: the stdlib reads it
+        return json.loads(value)
+
+
+class _TableState:
+    __slots__ = ("checked", "first_bad_id", "next_seq", "prev_mac")
+
+    def __init__(self) -> None:
+        self.prev_mac = GENESIS_MAC
+        self.next_seq: int | None = None
+        self.checked = 0
+        self.first_bad_id: Any = None
+
+
+def _verify_columns(table: Table, dialect: str) -> list[Any]:
+    """The ``_VERIFY_COLUMNS`` of ``table``; on PostgreSQL as text where that decodes faster.
+
+    ``uuid::text`` is the same hyphenated form as ``str(UUID)`` and ``jsonb::text`` parses
+    back to the same mapping, so the canonical bytes do not change.
+    """
+    from sqlalchemy import Text, cast
+
+    columns: list[Any] = [table.c[name] for name in _VERIFY_COLUMNS]
+    if dialect == "postgresql":
+        for i, name in enumerate(_VERIFY_COLUMNS):
+            if name in {"id", "actor_id", "details"}:
+                columns[i] = cast(table.c[name], Text).label(name)
+    return columns
+
+
+async def _asyncpg_fetch(
+    conn: AsyncConnection, table: Table, columns: list[Any]
+) -> Callable[[int, int], Awaitable[Sequence[Any]]] | None:
+    """On asyncpg, a prepared range query on the driver connection (no per-row SQLAlchemy work)."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    from sqlalchemy import select
+
+    c = table.c
+    stmt = select(*columns).where(c.seq > -1, c.seq <= -2).order_by(c.seq)
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    if sql.count("> -1") != 1 or sql.count("<= -2") != 1:  # pragma: no cover - defensive
+        return None
+    sql = sql.replace("> -1", "> $1").replace("<= -2", "<= $2")
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    if driver is None:  # pragma: no cover - a pooled connection always has one
+        return None
+    prepared = await driver.prepare(sql)
+
+    async def fetch(low: int, high: int) -> Sequence[Any]:
+        rows: Sequence[Any] = await prepared.fetch(low, high)
+        return rows
+
+    return fetch
+
+
 async def verify_audit_table(
-    conn: AsyncConnection, key: bytes, *, table: Table | None = None, batch_size: int = 1000
+    conn: AsyncConnection, key: bytes, *, table: Table | None = None, batch_size: int = 5000
 ) -> VerificationResult:
-    """Verify the whole ``audit_events`` chain (``dashtam audit verify``, the admin endpoint)."""
-    return await verify_async(
-        iter_audit_table(conn, table=table, batch_size=batch_size), key, first_seq=None
+    """Verify the whole ``audit_events`` chain (``dashtam audit verify``, the admin endpoint).
+
+    Same checks as :func:`verify` from the start of the chain (``seq`` contiguous, every
+    ``prev_mac`` link, every MAC), computed straight from the column values. Rows are read in
+    ``seq`` ranges of ``batch_size`` up to the head found at the start, which the ``seq``
+    index serves without sorting the table.
+    """
+    from sqlalchemy import func, select
+
+    if table is None:
+        from dashtam_core.adapters.sqlalchemy.tables import audit_events
+
+        table = audit_events
+    c = table.c
+    columns = _verify_columns(table, conn.dialect.name)
+    state = _TableState()
+    fetch = await _asyncpg_fetch(conn, table, columns)
+    if fetch is None:
+
+        async def fetch(low: int, high: int) -> Sequence[Any]:
+            stmt = select(*columns).where(c.seq > low, c.seq <= high).order_by(c.seq)
+            return (await conn.execute(stmt)).all()
+
+    bounds = (await conn.execute(select(func.min(c.seq), func.max(c.seq)))).one()
+    if bounds[0] is None:
+        return VerificationResult(valid=True, checked=0)
+    low, head = int(bounds[0]) - 1, int(bounds[1])
+    while low < head:
+        high = min(low + batch_size, head)
+        if not _verify_rows(await fetch(low, high), key, state):
+            break
+        low = high
+    bad = state.first_bad_id
+    return VerificationResult(
+        valid=bad is None,
+        checked=state.checked,
+        first_bad_id=None if bad is None else UUID(str(bad)),
     )
+
+
+_VERIFY_COLUMNS = (
+    "seq",
+    "id",
+    "occurred_at",
+    "actor_id",
+    "action",
+    "outcome",
+    "object_type",
+    "object_id",
+    "ip",
+    "user_agent",
+    "details",
+    "prev_mac",
+    "mac",
+)
 
 
 __all__ = [
