@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from dashtam_api.routes.exports import CSV_COLUMNS, csv_row
 from dashtam_api.schemas.data import (
     ORJSON_OPTIONS,
     TransactionList,
@@ -16,6 +18,7 @@ from dashtam_api.schemas.data import (
     transaction_json,
     transaction_page_json,
 )
+from dashtam_core.application.queries import API_COLUMNS
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.sync.rows import transaction_from_row
 
@@ -75,3 +78,37 @@ def test_fast_json_equals_the_pydantic_model(overrides: dict[str, Any]) -> None:
     )
     page = TransactionList(data=[model, model], next_cursor="abc")
     assert transaction_page_json([row, row], "abc") == page.model_dump_json().encode()
+
+
+ApiRow = namedtuple("ApiRow", API_COLUMNS)  # type: ignore[misc]  # like a Row of API_COLUMNS
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"security_symbol": None, "posted_at": None, "pending_transaction_id": None},
+        {"security_quantity": None, "security_price": Decimal("0E-8"), "status": "pending"},
+    ],
+)
+def test_positional_rows_serialize_like_mappings(overrides: dict[str, Any]) -> None:
+    row = _row(**overrides)
+    positional = ApiRow(
+        *(str(row[n]) if n in ("id", "account_id") else row[n] for n in API_COLUMNS)
+    )
+    model = TransactionOut.of(transaction_from_row(row))
+    assert (
+        orjson.dumps(transaction_json(positional), option=ORJSON_OPTIONS)
+        == model.model_dump_json().encode()
+    )
+    cells = dict(zip(CSV_COLUMNS, csv_row(positional), strict=True))
+    assert csv_row(positional) == csv_row(row)
+    body = model.model_dump(mode="json")
+    for name in ("id", "account_id", "amount", "date"):
+        assert cells[name] == body[name]
+    assert cells["posted_at"] == (body["posted_at"] or "")
+    assert cells["pending_transaction_id"] == (body["pending_transaction_id"] or "")
+    leg = body["security"] or {}
+    assert cells["security_symbol"] == (leg.get("symbol") or "")
+    assert cells["security_quantity"] == (leg.get("quantity") or "")
+    assert cells["security_price"] == (leg.get("price") or "")

@@ -26,6 +26,7 @@ from dashtam_api.registry import RouteSpec
 from dashtam_api.routes.data import AUTH_ERRORS, EngineDep
 from dashtam_api.schemas.data import ORJSON_OPTIONS, transaction_json
 from dashtam_core.application import queries
+from dashtam_core.application.queries import API_COLUMNS
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.transaction import Transaction
 from dashtam_core.sync.rows import transaction_from_row
@@ -125,26 +126,47 @@ def _money_text(value: Any) -> str:
 
 def csv_row(row: Any) -> list[str]:
     """The CSV cells of a ``transactions`` row (money as exact decimal strings)."""
-    m = row._mapping if hasattr(row, "_mapping") else row
-    posted = m["posted_at"]
-    has_leg = m["security_symbol"] is not None
+    if getattr(row, "_fields", None) == API_COLUMNS:  # a row of exactly API_COLUMNS
+        values = tuple(row)
+    else:
+        m = row._mapping if hasattr(row, "_mapping") else row
+        values = tuple(m[name] for name in API_COLUMNS)
+    (
+        ident,
+        account_id,
+        provider_id,
+        day,
+        posted,
+        amount,
+        currency,
+        description,
+        merchant,
+        kind,
+        subtype,
+        status,
+        pending,
+        symbol,
+        quantity,
+        price,
+    ) = values
+    has_leg = symbol is not None
     return [
-        str(m["id"]),
-        str(m["account_id"]),
-        m["date"].isoformat(),
+        str(ident),
+        str(account_id),
+        day.isoformat(),
         posted.isoformat().replace("+00:00", "Z") if posted else "",
-        format(m["amount"], "f"),
-        m["currency"],
-        m["description"],
-        m["merchant"] or "",
-        m["type"],
-        m["subtype"],
-        m["status"],
-        m["provider_transaction_id"],
-        _text(m["pending_transaction_id"]),
-        m["security_symbol"] or "",
-        _money_text(m["security_quantity"]) if has_leg else "",
-        _money_text(m["security_price"]) if has_leg else "",
+        format(amount, "f"),
+        currency,
+        description,
+        merchant or "",
+        kind,
+        subtype,
+        status,
+        provider_id,
+        _text(pending),
+        symbol or "",
+        _money_text(quantity) if has_leg else "",
+        _money_text(price) if has_leg else "",
     ]
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, Field
 
-from dashtam_core.application.queries import NetWorthPoint, SeriesPoint
+from dashtam_core.application.queries import API_COLUMNS, NetWorthPoint, SeriesPoint
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.holding import AssetType, Holding
 from dashtam_core.domain.transaction import (
@@ -146,6 +146,43 @@ def transaction_json(row: Any) -> dict[str, Any]:
     serializes to exactly the same JSON as ``TransactionOut.of(...)`` (the hot path of the list
     route and the exports).
     """
+    if getattr(row, "_fields", None) == API_COLUMNS:  # a row of exactly API_COLUMNS: unpack
+        (
+            ident,
+            account_id,
+            provider_id,
+            day,
+            posted,
+            amount,
+            currency,
+            description,
+            merchant,
+            kind,
+            subtype,
+            status,
+            pending,
+            symbol,
+            quantity,
+            price,
+        ) = row
+        return {
+            "id": str(ident),
+            "account_id": str(account_id),
+            "provider_transaction_id": provider_id,
+            "date": day,
+            "posted_at": posted,
+            "amount": format(amount, "f"),
+            "currency": currency,
+            "description": description,
+            "merchant": merchant,
+            "type": kind,
+            "subtype": subtype,
+            "status": status,
+            "pending_transaction_id": None if pending is None else str(pending),
+            "security": None
+            if symbol is None
+            else {"symbol": symbol, "quantity": money(quantity), "price": money(price)},
+        }
     m: Mapping[str, Any] = row._mapping if hasattr(row, "_mapping") else row
     symbol = m["security_symbol"]
     pending = m["pending_transaction_id"]

@@ -220,14 +220,12 @@ API_COLUMNS = (
 #: UUID columns of :data:`API_COLUMNS`, read as hyphenated strings (no per-row UUID objects).
 _API_UUID_COLUMNS = frozenset({"id", "account_id", "pending_transaction_id"})
 _UUID_TEXT = Uuid(as_uuid=False)
-
-
-def _api_columns() -> list[Any]:
-    t = transactions
-    return [
-        type_coerce(t.c[name], _UUID_TEXT).label(name) if name in _API_UUID_COLUMNS else t.c[name]
-        for name in API_COLUMNS
-    ]
+_API_SELECT: tuple[Any, ...] = tuple(
+    type_coerce(transactions.c[name], _UUID_TEXT).label(name)
+    if name in _API_UUID_COLUMNS
+    else transactions.c[name]
+    for name in API_COLUMNS
+)
 
 
 async def transaction_rows(
@@ -259,7 +257,7 @@ async def transaction_rows(
     owned = await _account_ids(conn, user_id, flt.account_id)
     if not owned:
         return [], None
-    cols = _api_columns() if api_only else list(t.c)
+    cols = list(_API_SELECT) if api_only else list(t.c)
     parts = []
     for account_id in owned:
         part = _filtered(select(*cols).where(t.c.account_id == account_id), flt)

@@ -264,55 +264,23 @@ async def iter_audit_table(
 
 def _verify_rows(rows: Iterable[Any], key: bytes, state: _TableState) -> bool:
     """Check raw ``_VERIFY_COLUMNS`` rows against ``state``; False at the first bad one."""
-    canonical = _canonical
+    canonical: Callable[..., bytes] = _canonical
     load = _load_details
-    digest = hmac.digest
+    digest, sha = hmac.digest, "sha256"
     same = hmac.compare_digest
     prev_mac = state.prev_mac
     next_seq = state.next_seq
     checked = state.checked
     ok = True
-    for (
-        seq,
-        id_,
-        occurred,
-        actor,
-        action,
-        outcome,
-        otype,
-        oid,
-        ip,
-        agent,
-        details,
-        prev,
-        mac,
-    ) in rows:
+    for row in rows:  # seq, id .. details (as _canonical takes them), prev_mac, mac
         checked += 1
+        seq, prev, mac = row[0], row[11], row[12]
         if (
             (next_seq is not None and seq != next_seq)
             or not same(prev, prev_mac)
-            or not same(
-                mac,
-                digest(
-                    key,
-                    canonical(
-                        id_,
-                        occurred,
-                        actor,
-                        action,
-                        outcome,
-                        otype,
-                        oid,
-                        ip,
-                        agent,
-                        load(details),
-                        prev,
-                    ),
-                    "sha256",
-                ).hex(),
-            )
+            or not same(mac, digest(key, canonical(*row[1:10], load(row[10]), prev), sha).hex())
         ):
-            state.first_bad_id = id_
+            state.first_bad_id = row[1]
             ok = False
             break
         prev_mac = mac
@@ -430,19 +398,8 @@ async def verify_audit_table(
 
 
 _VERIFY_COLUMNS = (
-    "seq",
-    "id",
-    "occurred_at",
-    "actor_id",
-    "action",
-    "outcome",
-    "object_type",
-    "object_id",
-    "ip",
-    "user_agent",
-    "details",
-    "prev_mac",
-    "mac",
+    *("seq", "id", "occurred_at", "actor_id", "action", "outcome", "object_type", "object_id"),
+    *("ip", "user_agent", "details", "prev_mac", "mac"),
 )
 
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import UTC
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import text
 
 from dashtam_core.adapters.security.audit_chain import (
     GENESIS_MAC,
@@ -30,6 +35,47 @@ if TYPE_CHECKING:
 AUDIT_LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"dashtam.audit_events").digest()[:8], "big", signed=True
 )
+_LOCK_SQL = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+_COLUMNS = (
+    "id",
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "action",
+    "outcome",
+    "object_type",
+    "object_id",
+    "ip",
+    "user_agent",
+    "details",
+    "prev_mac",
+    "mac",
+)
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(table_name: str) -> str:
+    """The asyncpg INSERT of one record (``details`` passed as JSON text)."""
+    marks = ", ".join(
+        "$11::text::jsonb" if c == "details" else f"${i + 1}" for i, c in enumerate(_COLUMNS)
+    )
+    return f"INSERT INTO {table_name} ({', '.join(_COLUMNS)}) VALUES ({marks})"
+
+
+@lru_cache(maxsize=8)
+def _insert_statement(table: Table) -> Any:
+    from sqlalchemy import insert
+
+    return insert(table)
+
+
+@lru_cache(maxsize=8)
+def _head_statement(table: Table) -> Any:
+    from sqlalchemy import select
+
+    return select(table.c.seq, table.c.mac).order_by(table.c.seq.desc()).limit(1)
 
 
 class SqlAlchemyAuditLog:
@@ -51,47 +97,63 @@ class SqlAlchemyAuditLog:
         self._table = table
 
     async def _head(self) -> tuple[int, str]:
-        from sqlalchemy import select, text
-
         if self._conn.dialect.name == "postgresql":
-            await self._conn.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY}
-            )
-        c = self._table.c
-        row = (
-            await self._conn.execute(select(c.seq, c.mac).order_by(c.seq.desc()).limit(1))
-        ).first()
+            await self._conn.execute(_LOCK_SQL, {"key": AUDIT_LOCK_KEY})
+        row = (await self._conn.execute(_head_statement(self._table))).first()
         return (int(row.seq), str(row.mac)) if row is not None else (0, GENESIS_MAC)
 
     async def append(self, record: AuditRecord) -> AuditRecord:
         """Seal ``record`` after the current head and insert it (same transaction)."""
         return (await self.append_sequenced(record)).record
 
+    async def _driver(self) -> Any:
+        """The asyncpg connection when the caller's transaction is already open on it, else None.
+
+        Appending through it skips SQLAlchemy's per-statement work; the statements still join
+        the caller's transaction (the advisory lock and the insert commit or roll back with it).
+        """
+        if self._conn.dialect.driver != "asyncpg":
+            return None
+        driver = (await self._conn.get_raw_connection()).driver_connection
+        if driver is None or not driver.is_in_transaction():
+            return None
+        return driver
+
     async def append_sequenced(self, record: AuditRecord) -> SequencedAuditRecord:
         """Like :meth:`append`, also returning the assigned ``seq``."""
-        from sqlalchemy import insert
-
-        last_seq, last_mac = await self._head()
-        sealed = AuditChainer(self._key, last_mac).seal(
-            replace(record, details={str(k): str(v) for k, v in record.details.items()})
-        )
-        await self._conn.execute(
-            insert(self._table).values(
-                id=sealed.id,
-                seq=last_seq + 1,
-                occurred_at=sealed.occurred_at,
-                actor_id=sealed.actor_id,
-                action=sealed.action,
-                outcome=str(sealed.outcome),
-                object_type=sealed.object_type,
-                object_id=sealed.object_id,
-                ip=sealed.ip,
-                user_agent=sealed.user_agent,
-                details=sealed.details,
-                prev_mac=sealed.prev_mac,
-                mac=sealed.mac,
-            )
-        )
+        details = {str(k): str(v) for k, v in record.details.items()}
+        driver = await self._driver()
+        if driver is not None:
+            name = self._conn.dialect.identifier_preparer.format_table(self._table)
+            await driver.fetchval("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK_KEY)
+            row = await driver.fetchrow(f"SELECT seq, mac FROM {name} ORDER BY seq DESC LIMIT 1")
+            last_seq, last_mac = (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_MAC)
+        else:
+            last_seq, last_mac = await self._head()
+        sealed = AuditChainer(self._key, last_mac).seal(replace(record, details=details))
+        values = {
+            "id": sealed.id,
+            "seq": last_seq + 1,
+            "occurred_at": sealed.occurred_at,
+            "actor_id": sealed.actor_id,
+            "action": sealed.action,
+            "outcome": str(sealed.outcome),
+            "object_type": sealed.object_type,
+            "object_id": sealed.object_id,
+            "ip": sealed.ip,
+            "user_agent": sealed.user_agent,
+            "details": sealed.details,
+            "prev_mac": sealed.prev_mac,
+            "mac": sealed.mac,
+        }
+        if driver is not None:
+            if sealed.occurred_at.tzinfo is None:  # as the UTCDateTime column type refuses them
+                raise TypeError("timestamps must be timezone-aware datetimes")
+            values["details"] = orjson.dumps(sealed.details).decode()
+            values["occurred_at"] = sealed.occurred_at.astimezone(UTC)
+            await driver.execute(_insert_sql(name), *(values[c] for c in _COLUMNS))
+        else:
+            await self._conn.execute(_insert_statement(self._table), values)
         return SequencedAuditRecord(last_seq + 1, sealed)
 
     def iter_chain(self) -> AsyncIterator[SequencedAuditRecord]:
