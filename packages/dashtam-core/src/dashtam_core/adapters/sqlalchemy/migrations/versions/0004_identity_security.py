@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_identity_security"
-# TODO(lead): point at "0003_sync_ops" once that revision exists.
+# Revision 0003 was reserved for sync bookkeeping and turned out unnecessary; 0004 follows 0002.
 down_revision = "0002_financial_data"
 branch_labels = None
 depends_on = None
