@@ -96,7 +96,12 @@ def get_security(request: Request) -> SecurityKit:
     return kit
 
 
-SecurityDep = Annotated[SecurityKit, Depends(get_security)]
+async def security_dependency(request: Request) -> SecurityKit:
+    """:func:`get_security` as an async dependency (no worker-thread hop)."""
+    return get_security(request)
+
+
+SecurityDep = Annotated[SecurityKit, Depends(security_dependency)]
 
 
 def client_ip(request: Request) -> str:

@@ -10,12 +10,11 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Query
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import Query
 from starlette.responses import Response
 
 from dashtam_api.auth import CurrentPrincipal
-from dashtam_api.deps import get_engine
+from dashtam_api.deps import EngineDep, ReadEngineDep
 from dashtam_api.registry import RouteSpec
 from dashtam_api.schemas.data import (
     AccountList,
@@ -35,7 +34,6 @@ from dashtam_core.domain.account import AccountType
 from dashtam_core.domain.transaction import TransactionStatus, TransactionType
 from dashtam_core.errors import NotFound
 
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 Limit = Annotated[
     int,
     Query(ge=1, le=queries.MAX_LIMIT, description="Page size (default 50, max 500)."),
@@ -98,7 +96,7 @@ async def balance_history(
 
 async def list_transactions(
     principal: CurrentPrincipal,
-    engine: EngineDep,
+    engine: ReadEngineDep,
     account_id: UUID | None = None,
     start: Annotated[date | None, Query(description="First posted date (inclusive).")] = None,
     end: Annotated[date | None, Query(description="Last posted date (inclusive).")] = None,
@@ -224,6 +222,7 @@ ROUTES = (
 
 __all__ = [
     "AUTH_ERRORS",
+    "EngineDep",
     "ROUTES",
     "balance_history",
     "get_account",

@@ -139,6 +139,46 @@ class TransactionOut(BaseModel):
         )
 
 
+def _api_row_json(row: Any) -> dict[str, Any]:
+    """:func:`transaction_json` of a row of exactly :data:`API_COLUMNS` (positional unpacking)."""
+    (
+        ident,
+        account_id,
+        provider_id,
+        day,
+        posted,
+        amount,
+        currency,
+        description,
+        merchant,
+        kind,
+        subtype,
+        status,
+        pending,
+        symbol,
+        quantity,
+        price,
+    ) = row
+    return {
+        "id": str(ident),
+        "account_id": str(account_id),
+        "provider_transaction_id": provider_id,
+        "date": day,
+        "posted_at": posted,
+        "amount": format(amount, "f"),
+        "currency": currency,
+        "description": description,
+        "merchant": merchant,
+        "type": kind,
+        "subtype": subtype,
+        "status": status,
+        "pending_transaction_id": None if pending is None else str(pending),
+        "security": None
+        if symbol is None
+        else {"symbol": symbol, "quantity": money(quantity), "price": money(price)},
+    }
+
+
 def transaction_json(row: Any) -> dict[str, Any]:
     """The :class:`TransactionOut` object of a ``transactions`` row, built without pydantic.
 
@@ -147,42 +187,7 @@ def transaction_json(row: Any) -> dict[str, Any]:
     route and the exports).
     """
     if getattr(row, "_fields", None) == API_COLUMNS:  # a row of exactly API_COLUMNS: unpack
-        (
-            ident,
-            account_id,
-            provider_id,
-            day,
-            posted,
-            amount,
-            currency,
-            description,
-            merchant,
-            kind,
-            subtype,
-            status,
-            pending,
-            symbol,
-            quantity,
-            price,
-        ) = row
-        return {
-            "id": str(ident),
-            "account_id": str(account_id),
-            "provider_transaction_id": provider_id,
-            "date": day,
-            "posted_at": posted,
-            "amount": format(amount, "f"),
-            "currency": currency,
-            "description": description,
-            "merchant": merchant,
-            "type": kind,
-            "subtype": subtype,
-            "status": status,
-            "pending_transaction_id": None if pending is None else str(pending),
-            "security": None
-            if symbol is None
-            else {"symbol": symbol, "quantity": money(quantity), "price": money(price)},
-        }
+        return _api_row_json(row)
     m: Mapping[str, Any] = row._mapping if hasattr(row, "_mapping") else row
     symbol = m["security_symbol"]
     pending = m["pending_transaction_id"]
@@ -213,10 +218,11 @@ def transaction_json(row: Any) -> dict[str, Any]:
 
 def transaction_page_json(rows: Sequence[Any], next_cursor: str | None) -> bytes:
     """The ``GET /api/v1/transactions`` body of ``rows`` (same JSON as :class:`TransactionList`)."""
-    return orjson.dumps(
-        {"data": [transaction_json(r) for r in rows], "next_cursor": next_cursor},
-        option=ORJSON_OPTIONS,
-    )
+    if rows and getattr(rows[0], "_fields", None) == API_COLUMNS:  # one result: one shape
+        data = [_api_row_json(r) for r in rows]
+    else:
+        data = [transaction_json(r) for r in rows]
+    return orjson.dumps({"data": data, "next_cursor": next_cursor}, option=ORJSON_OPTIONS)
 
 
 class TransactionList(BaseModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,8 +25,21 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from sqlalchemy import Select, Uuid, func, or_, select, type_coerce, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 
 from dashtam_core.adapters.sqlalchemy.mapping import account_from_row, connection_from_row
 from dashtam_core.adapters.sqlalchemy.tables import accounts, provider_connections
@@ -157,29 +171,6 @@ async def list_connections(conn: AsyncConnection, user_id: UUID) -> list[Provide
 # -- transactions --------------------------------------------------------------------------------
 
 
-def _filtered(stmt: Select[Any], flt: TransactionFilter) -> Select[Any]:
-    t = transactions
-    stmt = stmt.where(t.c.removed_at.is_(None))
-    if flt.start is not None:
-        stmt = stmt.where(t.c.date >= flt.start)
-    if flt.end is not None:
-        stmt = stmt.where(t.c.date <= flt.end)
-    if flt.type is not None:
-        stmt = stmt.where(t.c.type == str(flt.type))
-    if flt.status is not None:
-        stmt = stmt.where(t.c.status == str(flt.status))
-    if flt.q:
-        escaped = flt.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        stmt = stmt.where(
-            or_(
-                func.lower(t.c.description).like(pattern, escape="\\"),
-                func.lower(func.coalesce(t.c.merchant, "")).like(pattern, escape="\\"),
-            )
-        )
-    return stmt
-
-
 def _transaction_cursor(cursor: str | None) -> tuple[date, UUID] | None:
     if not cursor:
         return None
@@ -228,6 +219,73 @@ _API_SELECT: tuple[Any, ...] = tuple(
 )
 
 
+def _filter_params(flt: TransactionFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if flt.start is not None:
+        params["f_start"] = flt.start
+    if flt.end is not None:
+        params["f_end"] = flt.end
+    if flt.type is not None:
+        params["f_type"] = str(flt.type)
+    if flt.status is not None:
+        params["f_status"] = str(flt.status)
+    if flt.q:
+        escaped = flt.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["f_q"] = f"%{escaped}%"
+    return params
+
+
+def _bound_filters(names: frozenset[str]) -> list[Any]:
+    """The WHERE clauses of :func:`_filter_params`'s keys ``names``, as bound parameters."""
+    t = transactions
+    clauses: list[Any] = [t.c.removed_at.is_(None)]
+    if "f_start" in names:
+        clauses.append(t.c.date >= bindparam("f_start"))
+    if "f_end" in names:
+        clauses.append(t.c.date <= bindparam("f_end"))
+    if "f_type" in names:
+        clauses.append(t.c.type == bindparam("f_type"))
+    if "f_status" in names:
+        clauses.append(t.c.status == bindparam("f_status"))
+    if "f_q" in names:
+        pattern = bindparam("f_q", type_=String())
+        clauses.append(
+            or_(
+                func.lower(t.c.description).like(pattern, escape="\\"),
+                func.lower(func.coalesce(t.c.merchant, "")).like(pattern, escape="\\"),
+            )
+        )
+    if "c_day" in names:
+        day: BindParameter[Any] = bindparam("c_day")
+        ident: BindParameter[Any] = bindparam("c_id")
+        clauses.extend((t.c.date <= day, or_(t.c.date < day, t.c.id < ident)))
+    return clauses
+
+
+@functools.lru_cache(maxsize=512)
+def _lateral_page(names: frozenset[str], one_account: bool, api_only: bool) -> Select[Any]:
+    """PostgreSQL: one statement per filter shape, built once (values are bound parameters).
+
+    ``accounts`` of the user ``CROSS JOIN LATERAL`` their newest ``limit`` matching rows (an index
+    range scan on ``(account_id, date)`` each), merged by an outer sort of at most
+    ``accounts * limit`` rows.
+    """
+    t, a = transactions, accounts
+    cols = list(_API_SELECT) if api_only else list(t.c)
+    limit = bindparam("page_limit", type_=Integer())
+    inner = (
+        select(*cols)
+        .where(t.c.account_id == a.c.id, *_bound_filters(names))
+        .order_by(t.c.date.desc(), t.c.id.desc())
+        .limit(limit)
+        .lateral("page")
+    )
+    stmt = select(inner).select_from(a.join(inner, true())).where(a.c.user_id == bindparam("uid"))
+    if one_account:
+        stmt = stmt.where(a.c.id == bindparam("aid"))
+    return stmt.order_by(inner.c.date.desc(), inner.c.id.desc()).limit(limit)
+
+
 async def transaction_rows(
     conn: AsyncConnection,
     user_id: UUID,
@@ -242,9 +300,10 @@ async def transaction_rows(
     ``api_only`` selects only :data:`API_COLUMNS` (less row processing on the hot path), with
     the UUID columns as hyphenated strings.
 
-    One ``ORDER BY date DESC, id DESC LIMIT n`` per account of the user (each an index range
-    scan on ``(account_id, date)``), merged by an outer sort of at most ``accounts * n`` rows,
-    so a page costs the same at 1M rows as at 1k.
+    Each account of the user contributes its newest ``limit + 1`` matching rows (an index range
+    scan on ``(account_id, date)``), merged by an outer sort of at most ``accounts * (limit + 1)``
+    rows, so a page costs the same at 1M rows as at 1k. On PostgreSQL this is one statement
+    (``LATERAL``), prepared once per filter shape; elsewhere the user's accounts are read first.
 
     Raises:
         InvalidCursor: ``cursor`` is malformed.
@@ -252,31 +311,52 @@ async def transaction_rows(
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
     flt = flt or TransactionFilter()
-    t = transactions
     after = _transaction_cursor(cursor)
-    owned = await _account_ids(conn, user_id, flt.account_id)
-    if not owned:
-        return [], None
-    cols = list(_API_SELECT) if api_only else list(t.c)
-    parts = []
-    for account_id in owned:
-        part = _filtered(select(*cols).where(t.c.account_id == account_id), flt)
-        if after is not None:
-            day, ident = after
-            part = part.where(t.c.date <= day, or_(t.c.date < day, t.c.id < ident))
-        parts.append(part.order_by(t.c.date.desc(), t.c.id.desc()).limit(limit + 1))
-    if len(parts) == 1:
-        stmt = parts[0]
+    params = _filter_params(flt)
+    if after is not None:
+        params["c_day"], params["c_id"] = after
+    if conn.dialect.name == "postgresql":
+        stmt = _lateral_page(frozenset(params), flt.account_id is not None, api_only)
+        params.update(uid=user_id, aid=flt.account_id, page_limit=limit + 1)
+        rows = list((await conn.execute(stmt, params)).all())
     else:
-        merged = union_all(*(select(p.subquery()) for p in parts)).subquery()
-        stmt = select(merged).order_by(merged.c.date.desc(), merged.c.id.desc()).limit(limit + 1)
-    rows = list((await conn.execute(stmt)).all())
+        rows = await _rows_per_account(conn, user_id, flt, params, limit + 1, api_only)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]._mapping
         next_cursor = encode_cursor(last["date"].isoformat(), last["id"])
     return rows, next_cursor
+
+
+async def _rows_per_account(
+    conn: AsyncConnection,
+    user_id: UUID,
+    flt: TransactionFilter,
+    params: dict[str, Any],
+    limit: int,
+    api_only: bool,
+) -> list[Any]:
+    """:func:`transaction_rows` without ``LATERAL``: the accounts, then a ``UNION ALL`` of pages."""
+    t = transactions
+    owned = await _account_ids(conn, user_id, flt.account_id)
+    if not owned:
+        return []
+    cols = list(_API_SELECT) if api_only else list(t.c)
+    clauses = _bound_filters(frozenset(params))
+    parts = [
+        select(*cols)
+        .where(t.c.account_id == account_id, *clauses)
+        .order_by(t.c.date.desc(), t.c.id.desc())
+        .limit(limit)
+        for account_id in owned
+    ]
+    if len(parts) == 1:
+        stmt = parts[0]
+    else:
+        merged = union_all(*(select(p.subquery()) for p in parts)).subquery()
+        stmt = select(merged).order_by(merged.c.date.desc(), merged.c.id.desc()).limit(limit)
+    return list((await conn.execute(stmt, params)).all())
 
 
 async def list_transactions(

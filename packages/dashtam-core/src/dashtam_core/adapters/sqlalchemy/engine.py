@@ -4,7 +4,13 @@
   database runs in WAL mode with ``foreign_keys=ON`` and a ``busy_timeout``; transactions start
   with ``BEGIN IMMEDIATE`` so concurrent writers queue on the write lock instead of failing
   with "database is locked" when a reader upgrades (and SAVEPOINT works).
-* PostgreSQL (scaled, ``postgresql+asyncpg://``): an asyncpg connection pool with pre-ping.
+* PostgreSQL (scaled, ``postgresql+asyncpg://``): an asyncpg connection pool. A connection that
+  sat idle in the pool for more than :data:`PING_AFTER_IDLE_SECONDS` is pinged before use (a dead
+  one is replaced transparently); a busy pool hands connections out without the extra round trips
+  of a ping on every checkout.
+
+:func:`read_engine` gives the same pool in autocommit mode for single-statement reads: no
+``BEGIN``/``ROLLBACK`` round trips on PostgreSQL, and no write lock on SQLite.
 
 Plain ``sqlite://`` and ``postgresql://`` / ``postgres://`` URLs get the async driver added.
 """
@@ -12,10 +18,11 @@ Plain ``sqlite://`` and ``postgresql://`` / ``postgres://`` URLs get the async d
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -23,6 +30,9 @@ from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWorkFa
 
 #: Milliseconds a SQLite connection waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+_AUTOCOMMIT = "AUTOCOMMIT"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -73,7 +83,27 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("isolation_level") == _AUTOCOMMIT:
+            return  # a read_engine() connection: each statement is its own read transaction
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _configure_idle_ping(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout only when it has been idle for ``idle_seconds``."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:
+            engine.sync_engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the server went away: the pool replaces this connection
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def create_engine(
@@ -102,18 +132,32 @@ def create_engine(
         engine = create_async_engine(parsed, echo=echo)
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
-        parsed,
-        echo=echo,
-        pool_size=pool_size,
-        max_overflow=max_overflow,
-        pool_pre_ping=True,
-    )
+    engine = create_async_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=max_overflow)
+    _configure_idle_ping(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` in autocommit mode, sharing its pool: for reads of one statement.
+
+    Each statement runs in its own implicit transaction, so a read costs exactly its own round
+    trip on PostgreSQL (no ``BEGIN``/``ROLLBACK``) and takes no write lock on SQLite. Reads of
+    several statements that must see one snapshot keep using ``engine`` itself.
+
+    Args:
+        engine: an engine from :func:`create_engine`.
+
+    Returns:
+        The autocommit view of ``engine`` (build it once and keep it).
+    """
+    return engine.execution_options(isolation_level=_AUTOCOMMIT)
 
 
 __all__ = [
+    "PING_AFTER_IDLE_SECONDS",
     "SQLITE_BUSY_TIMEOUT_MS",
     "SqlAlchemyUnitOfWorkFactory",
     "create_engine",
     "normalize_url",
+    "read_engine",
 ]
