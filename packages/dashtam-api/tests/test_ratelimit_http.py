@@ -194,3 +194,32 @@ async def test_redis_limits_are_shared_between_processes(make: Factory) -> None:
     finally:
         for limiter in limiters:
             await limiter.aclose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DASHTAM_TEST_REDIS_URL")
+    and os.environ.get("DASHTAM_TEST_REQUIRE_SERVICES") != "1",
+    reason="DASHTAM_TEST_REDIS_URL is not set",
+)
+async def test_shutdown_closes_the_limiters_redis_connections(tmp_path: Path) -> None:
+    settings = ApiSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        secret_dir=tmp_path / "keys",
+        mail_outbox=tmp_path / "outbox",
+        redis_url=os.environ["DASHTAM_TEST_REDIS_URL"],
+    )
+    app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
+    app.state.security_options = {
+        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
+        "send_login_notices": False,
+        "login_delay_base": 0.0,
+    }
+    async with _serve(app) as client:
+        await _user(app)
+        assert (await _login(client)).status_code == 201
+        kit = app.state.security
+        pool = kit.rate_limiter._client.connection_pool
+        connections = [*pool._available_connections, *pool._in_use_connections]
+        assert any(c.is_connected for c in connections)
+    assert not any(c.is_connected for c in connections)  # the limiter's own client was closed
+    assert app.state.security is None

@@ -70,6 +70,18 @@ def _open_redis(settings: ApiSettings) -> Any | None:
     return Redis.from_url(settings.redis_url)
 
 
+async def _close_security(app: FastAPI) -> None:
+    """Close the rate limiter the security kit built (its own Redis client); an embedder's own
+    limiter (``app.state.security_options["rate_limiter"]``) is the embedder's to close."""
+    kit = getattr(app.state, "security", None)
+    app.state.security = None
+    if "rate_limiter" in (getattr(app.state, "security_options", None) or {}):
+        return
+    close = getattr(getattr(kit, "rate_limiter", None), "aclose", None)
+    if close is not None:
+        await close()
+
+
 def create_app(
     settings: ApiSettings | None = None,
     *,
@@ -117,6 +129,7 @@ def create_app(
 
                 try:
                     await close_runtime(app)
+                    await _close_security(app)
                 finally:
                     if redis is not None:
                         await redis.aclose()
