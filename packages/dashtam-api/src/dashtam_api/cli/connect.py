@@ -4,6 +4,10 @@ API-key providers: keys from ``--credential k=v`` (repeatable) or a JSON object 
 are checked with the provider before anything is stored, then the initial sync runs (skip it
 with ``--no-sync``). OAuth providers: a pending connection is created and the authorization URL
 printed; the browser comes back to the server's ``/oauth/{provider}/callback``.
+
+Audited by the user of ``--user`` (see :mod:`dashtam_api.cli.auditing`): ``connection.create``
+(a failure when the provider refuses the keys), ``connection.authorize`` when a sandbox grant
+completes, ``sync.finish`` for the initial sync, ``connection.disconnect``.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
+from uuid import UUID
 
 import typer
 
+from dashtam_api.cli.auditing import CliAuditor
 from dashtam_api.cli.data import (
     JsonOption,
     UserOption,
@@ -79,12 +85,19 @@ def connect(
     creds = _pairs(credential or [], "--credential")
 
     async def work(c: Container) -> dict[str, Any]:
+        auditor = CliAuditor.for_container(c)
         spec = c.require_provider(provider).spec
         uid = await user_id_for(c, user)
+        created = {"provider": provider, "auth_type": str(spec.auth_type)}
         if spec.auth_type == AuthType.OAUTH2:
-            started = unwrap(await start_oauth(c, uid, provider, alias=alias))
+            async with auditor.action(
+                "connection.create", actor=uid, object_type="connection", details=created
+            ) as audited:
+                started = unwrap(await start_oauth(c, uid, provider, alias=alias))
+                audited.object_id = started.connection.id
+                audited.details["status"] = str(started.connection.status)
             if c.settings.sandbox and c.sandbox_transport == "asgi":
-                return await _approve_in_sandbox(c, provider, started, no_sync, alias)
+                return await _approve_in_sandbox(c, auditor, uid, provider, started, no_sync, alias)
             return {
                 "connection": connection_to_dict(started.connection),
                 "authorization_url": started.authorization_url,
@@ -96,12 +109,19 @@ def connect(
                 f"{provider} imports statement files: use dashtam import FILE --user {user}"
             )
         secrets = creds or _stdin_credentials()
-        conn = unwrap(
-            await connect_api_key(c, uid, provider, secrets, options=options, alias=alias)
-        )
+        async with auditor.action(
+            "connection.create", actor=uid, object_type="connection", details=created
+        ) as audited:
+            conn = unwrap(
+                await connect_api_key(c, uid, provider, secrets, options=options, alias=alias)
+            )
+            audited.object_id = conn.id
+            audited.details["status"] = str(conn.status)
         out: dict[str, Any] = {"connection": connection_to_dict(conn)}
         if not no_sync:
-            out["sync"] = await sync_with_progress(c, conn.id, label=alias or provider)
+            out["sync"] = await sync_with_progress(
+                c, conn.id, auditor=auditor, actor=uid, label=alias or provider
+            )
             async with c.uow_factory() as uow:
                 fresh = await uow.connections.get(conn.id)
             if fresh is not None:
@@ -128,7 +148,13 @@ def connect(
 
 
 async def _approve_in_sandbox(
-    c: Container, provider: str, started: Any, no_sync: bool, alias: str | None
+    c: Container,
+    auditor: CliAuditor,
+    actor: UUID,
+    provider: str,
+    started: Any,
+    no_sync: bool,
+    alias: str | None,
 ) -> dict[str, Any]:
     """No server runs: play the browser against the in-process simulator and finish.
 
@@ -136,10 +162,19 @@ async def _approve_in_sandbox(
     """
     from dashtam_core.application.exports import connection_to_dict
 
-    conn = await approve_sandbox_grant(c, provider, started.authorization_url)
+    conn = await approve_sandbox_grant(
+        c,
+        provider,
+        started.authorization_url,
+        auditor=auditor,
+        actor=actor,
+        connection_id=started.connection.id,
+    )
     out: dict[str, Any] = {"connection": connection_to_dict(conn)}
     if not no_sync:
-        out["sync"] = await sync_with_progress(c, conn.id, label=alias or provider)
+        out["sync"] = await sync_with_progress(
+            c, conn.id, auditor=auditor, actor=actor, label=alias or provider
+        )
         async with c.uow_factory() as uow:
             fresh = await uow.connections.get(conn.id)
         if fresh is not None:
@@ -179,8 +214,12 @@ def disconnect(
     connection_id = parse_uuid(connection, "connection")
 
     async def work(c: Container) -> dict[str, Any]:
+        auditor = CliAuditor.for_container(c)
         uid = await user_id_for(c, user)
-        return connection_to_dict(unwrap(await do_disconnect(c, uid, connection_id)))
+        async with auditor.action(
+            "connection.disconnect", actor=uid, object_type="connection", object_id=connection_id
+        ):
+            return connection_to_dict(unwrap(await do_disconnect(c, uid, connection_id)))
 
     out = run_with_container(work)
     if as_json:

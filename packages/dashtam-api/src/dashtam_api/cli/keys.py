@@ -1,4 +1,10 @@
-"""``dashtam keys generate`` / ``dashtam keys rotate``: key files in ``DASHTAM_SECRET_DIR``."""
+"""``dashtam keys generate`` / ``dashtam keys rotate``: key files in ``DASHTAM_SECRET_DIR``.
+
+``keys rotate`` is audited (``admin.keys.rotate`` in the re-encryption transaction, and one
+more for the new JWT signing key with ``--jwt``), with the CLI origin of
+:mod:`dashtam_api.cli.auditing`. ``keys generate`` only creates missing key files, usually before
+the database exists, never replaces a key and changes no stored data: it is not audited.
+"""
 
 from __future__ import annotations
 
@@ -37,14 +43,14 @@ def rotate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Re-encrypt every stored credential under a new vault key (one transaction)."""
+    from dashtam_api.cli.auditing import CliAuditor, cli_origin
     from dashtam_api.cli.users import run_with_kit
     from dashtam_core.adapters.security.keys import rotate_signing_key
     from dashtam_core.adapters.security.vault import CredentialVault
     from dashtam_core.application.admin import reencrypt_credentials
-    from dashtam_core.application.audit import SYSTEM
     from dashtam_core.errors import ConfigurationError
 
-    async def work(kit: SecurityKit) -> KeyRotation:
+    async def work(kit: SecurityKit) -> tuple[KeyRotation, str | None]:
         secret_dir = kit.settings.secret_dir
         try:
             current = CredentialVault.load(secret_dir, environ={})
@@ -56,16 +62,17 @@ def rotate(
         rotated = current.rotated()
         rotated.save(secret_dir)  # old keys stay in the ring until every blob moved
         kit.vault = rotated
-        result = await reencrypt_credentials(kit, rotated, origin=SYSTEM)
+        result = await reencrypt_credentials(kit, rotated, origin=cli_origin())
         rotated.without_keys_except_primary().save(secret_dir)
-        return result
+        if not jwt:
+            return result, None
+        kid = rotate_signing_key(secret_dir)
+        await CliAuditor(kit.engine, kit.audit_key).record(
+            "admin.keys.rotate", actor=None, object_type="jwt_signing_key", object_id=kid
+        )
+        return result, kid
 
-    result = run_with_kit(work)
-    kid = None
-    if jwt:
-        from dashtam_api.settings import ApiSettings
-
-        kid = rotate_signing_key(ApiSettings().secret_dir)
+    result, kid = run_with_kit(work)
     payload = {
         "vault_key_id": result.new_key_id,
         "credentials_reencrypted": result.reencrypted,

@@ -1,4 +1,9 @@
-"""``dashtam sync [CONNECTION_ID | --user EMAIL]``: sync now, with progress."""
+"""``dashtam sync [CONNECTION_ID | --user EMAIL]``: sync now, with progress.
+
+Every sync is audited (``sync.finish`` on the connection, a failure when it ends ``failed`` or
+cannot run), and so is every OAuth grant completed against an in-process simulator
+(``connection.authorize``); see :mod:`dashtam_api.cli.auditing`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from uuid import UUID
 
 import typer
 
+from dashtam_api.cli.auditing import CliAuditor
 from dashtam_api.cli.data import (
     JsonOption,
     echo_json,
@@ -22,8 +28,20 @@ if TYPE_CHECKING:
     from dashtam_core.application.container import Container
 
 
-async def approve_sandbox_grant(c: Container, provider: str, authorization_url: str) -> Any:
-    """Play the browser of an OAuth flow against the in-process simulator; complete it."""
+async def approve_sandbox_grant(
+    c: Container,
+    provider: str,
+    authorization_url: str,
+    *,
+    auditor: CliAuditor,
+    actor: UUID | None,
+    connection_id: UUID,
+) -> Any:
+    """Play the browser of an OAuth flow against the in-process simulator; complete it.
+
+    Audited as ``connection.authorize`` of ``connection_id`` by ``actor`` (the credentials of
+    the connection are replaced).
+    """
     from urllib.parse import parse_qs, urlsplit
 
     import httpx
@@ -31,15 +49,24 @@ async def approve_sandbox_grant(c: Container, provider: str, authorization_url: 
     from dashtam_core.application.connections import complete_oauth
     from dashtam_core.errors import ProviderProtocolError
 
-    async with httpx.AsyncClient(transport=c.http_transport(provider)) as browser:
-        answer = await browser.get(authorization_url)
-    query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
-    if "code" not in query or "state" not in query:
-        raise ProviderProtocolError(f"the {provider} sandbox did not approve the request")
-    return unwrap(await complete_oauth(c, query["state"][0], code=query["code"][0]))
+    async with auditor.action(
+        "connection.authorize",
+        actor=actor,
+        object_type="connection",
+        object_id=connection_id,
+        details={"provider": provider},
+    ):
+        async with httpx.AsyncClient(transport=c.http_transport(provider)) as browser:
+            answer = await browser.get(authorization_url)
+        query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
+        if "code" not in query or "state" not in query:
+            raise ProviderProtocolError(f"the {provider} sandbox did not approve the request")
+        return unwrap(await complete_oauth(c, query["state"][0], code=query["code"][0]))
 
 
-async def _regrant_in_sandbox(c: Container, connection_id: UUID) -> None:
+async def _regrant_in_sandbox(
+    c: Container, connection_id: UUID, *, auditor: CliAuditor, actor: UUID | None
+) -> None:
     """In-process OAuth simulators forget their grants when a command ends: re-approve the
     connection in place (same connection and account ids) before syncing it."""
     from dashtam_core.application.connections import start_oauth
@@ -56,34 +83,63 @@ async def _regrant_in_sandbox(c: Container, connection_id: UUID) -> None:
     if conn.status == ConnectionStatus.DISCONNECTED:
         return
     started = unwrap(await start_oauth(c, conn.user_id, conn.provider, connection_id=conn.id))
-    await approve_sandbox_grant(c, conn.provider, started.authorization_url)
+    await approve_sandbox_grant(
+        c,
+        conn.provider,
+        started.authorization_url,
+        auditor=auditor,
+        actor=actor,
+        connection_id=conn.id,
+    )
 
 
 async def sync_with_progress(
-    c: Container, connection_id: UUID, *, force: bool = False, label: str = ""
+    c: Container,
+    connection_id: UUID,
+    *,
+    auditor: CliAuditor,
+    actor: UUID | None,
+    force: bool = False,
+    label: str = "",
 ) -> dict[str, Any]:
-    """Run one sync (progress bar on a terminal) and return its ``GET /syncs/{id}`` object."""
+    """Run one sync (progress bar on a terminal) and return its ``GET /syncs/{id}`` object.
+
+    Audited as ``sync.finish`` of the connection by ``actor``: success, or failure when the
+    sync ends ``failed`` or cannot start.
+    """
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from dashtam_core.application.exports import sync_run_to_dict
     from dashtam_core.application.syncing import sync_connection
+    from dashtam_core.domain.audit import AuditOutcome
     from dashtam_core.domain.events import SyncProgressed
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        console=stderr_console(),
-        transient=True,
-        disable=not show_progress(),
-    ) as bar:
-        task = bar.add_task(f"sync {label or connection_id}", total=None)
+    async with auditor.action(
+        "sync.finish",
+        actor=actor,
+        object_type="connection",
+        object_id=connection_id,
+        details={"force": force},
+    ) as audited:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            console=stderr_console(),
+            transient=True,
+            disable=not show_progress(),
+        ) as bar:
+            task = bar.add_task(f"sync {label or connection_id}", total=None)
 
-        def on_progress(event: SyncProgressed) -> None:
-            total = f"/{event.total}" if event.total else ""
-            bar.update(task, description=f"sync {label}: {event.stage} {event.done}{total}")
+            def on_progress(event: SyncProgressed) -> None:
+                total = f"/{event.total}" if event.total else ""
+                bar.update(task, description=f"sync {label}: {event.stage} {event.done}{total}")
 
-        run = unwrap(await sync_connection(c, connection_id, force=force, progress=on_progress))
-    return sync_run_to_dict(run)
+            run = unwrap(await sync_connection(c, connection_id, force=force, progress=on_progress))
+        out = sync_run_to_dict(run)
+        audited.details.update({"sync_id": out["id"], "status": out["status"], **out["counts"]})
+        if out["status"] == "failed":
+            audited.outcome = AuditOutcome.FAILURE
+    return out
 
 
 def _summary(run: dict[str, Any]) -> str:
@@ -111,9 +167,13 @@ def sync(
     connection_id = parse_uuid(connection, "connection") if connection else None
 
     async def work(c: Container) -> list[dict[str, Any]]:
+        auditor = CliAuditor.for_container(c)
         if connection_id is not None:
-            await _regrant_in_sandbox(c, connection_id)
-            return [await sync_with_progress(c, connection_id, force=force)]
+            await _regrant_in_sandbox(c, connection_id, auditor=auditor, actor=None)
+            run = await sync_with_progress(
+                c, connection_id, auditor=auditor, actor=None, force=force
+            )
+            return [run]
         assert user is not None
         uid = await user_id_for(c, user)
         async with c.uow_factory() as uow:
@@ -129,8 +189,12 @@ def sync(
             raise ValidationError(f"{user} has no connection to sync")
         runs = []
         for x in wanted:
-            await _regrant_in_sandbox(c, x.id)
-            runs.append(await sync_with_progress(c, x.id, force=force, label=x.alias or x.provider))
+            await _regrant_in_sandbox(c, x.id, auditor=auditor, actor=uid)
+            runs.append(
+                await sync_with_progress(
+                    c, x.id, auditor=auditor, actor=uid, force=force, label=x.alias or x.provider
+                )
+            )
         return runs
 
     runs = run_with_container(work)

@@ -1,7 +1,9 @@
 """``dashtam users create`` / ``dashtam users roles``: manage accounts from the command line.
 
 The password comes from standard input (``--password-stdin``) or ``DASHTAM_PASSWORD``, never from
-an argument (arguments are visible to other users of the machine).
+an argument (arguments are visible to other users of the machine). Both commands are audited
+like their API counterparts (``user.register``, ``admin.user.roles``), with the CLI origin of
+:mod:`dashtam_api.cli.auditing`.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Create a user (password from stdin or DASHTAM_PASSWORD; policy enforced)."""
+    from dashtam_api.cli.auditing import cli_origin
     from dashtam_core.application import identity
-    from dashtam_core.application.audit import SYSTEM
     from dashtam_core.domain.user import Role
 
     password = _password(password_stdin)
@@ -86,7 +88,7 @@ def create(
 
     async def work(kit: SecurityKit) -> identity.Registered:
         created = await identity.register(
-            kit, email, password, origin=SYSTEM, roles=roles, verified=verified
+            kit, email, password, origin=cli_origin(), roles=roles, verified=verified
         )
         if not verified:
             await kit.mailer.send(created.mail)
@@ -107,9 +109,9 @@ def roles(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Replace a user's roles (their sessions are revoked)."""
+    from dashtam_api.cli.auditing import cli_origin
     from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
     from dashtam_core.application import admin
-    from dashtam_core.application.audit import SYSTEM
     from dashtam_core.application.sessions import normalize_email
     from dashtam_core.errors import NotFound
 
@@ -120,7 +122,7 @@ def roles(
             user = await uow.users.get_by_email(normalize_email(email))
         if user is None:
             raise NotFound(f"no user {email!r}")
-        return await admin.set_roles(kit, user.id, wanted, origin=SYSTEM)
+        return await admin.set_roles(kit, user.id, wanted, origin=cli_origin())
 
     view = run_with_kit(work)
     if as_json:

@@ -4,7 +4,8 @@
 unknown emails, same error, same progressive delay keyed by email), counts consecutive failures
 per account in the database and locks the account for 30 minutes after 10; checks email
 verification and TOTP; then opens a session (:func:`.sessions.open_session`), audited in the
-same transaction.
+same transaction. A TOTP code is accepted once: its time step is claimed in the database
+(``users.mfa_last_step``), so neither this process nor another replica accepts it again.
 """
 
 from __future__ import annotations

@@ -1,7 +1,15 @@
-"""TOTP second factor: enrolment (secret stored encrypted, bound to the user id) and activation."""
+"""TOTP second factor: enrolment (secret stored encrypted, bound to the user id) and activation.
+
+Codes are checked by the kit's :class:`~dashtam_core.adapters.security.totp.TotpVerifier`, whose
+replay guard claims the code's time step in the database (``users.mfa_last_step``) in a
+transaction of its own: a code accepted once is refused afterwards by every process, here and at
+login. The claim runs before the activating transaction opens (on SQLite a claim inside an
+open write transaction of the same process would wait for its own lock).
+"""
 
 from __future__ import annotations
 
+from typing import NoReturn
 from uuid import UUID
 
 from dashtam_core.adapters.security.totp import new_totp_secret, provisioning_uri
@@ -49,18 +57,20 @@ async def confirm_mfa(kit: SecurityKit, user_id: UUID, code: str, *, origin: Ori
     """
     async with SqlAlchemyUnitOfWork(kit.engine) as uow:
         user = await uow.users.get(user_id)
-        if user is None:
+    if user is None:
+        raise NotFound("no such user")
+    secret = mfa_secret(kit, user)
+    if secret is None or not await kit.totp.verify(secret, code, subject=str(user.id)):
+        await _refuse(kit, user_id, origin)
+    async with SqlAlchemyUnitOfWork(kit.engine) as uow:
+        fresh = await uow.users.get(user_id)
+        if fresh is None:
             raise NotFound("no such user")
-        secret = mfa_secret(kit, user)
-        if secret is None or not await kit.totp.verify(secret, code, subject=str(user.id)):
+        if fresh.mfa_secret_encrypted != user.mfa_secret_encrypted:
+            # enrolment restarted meanwhile: the code was for the replaced secret
             await uow.rollback()
-            await audit_failure(
-                kit.engine, kit.audit_key, origin, "user.mfa_enabled", object_type="user",
-                object_id=user.id,
-            )  # fmt: skip
-            raise InvalidTotpCode(
-                "the code does not match", errors=[FieldError("code", "invalid", "wrong code")]
-            )
+            await _refuse(kit, user_id, origin)
+        user = fresh
         user.mfa_enabled = True
         await uow.users.update(user)
         await audit(
@@ -68,6 +78,17 @@ async def confirm_mfa(kit: SecurityKit, user_id: UUID, code: str, *, origin: Ori
             object_id=user.id,
         )  # fmt: skip
         await uow.commit()
+
+
+async def _refuse(kit: SecurityKit, user_id: UUID, origin: Origin) -> NoReturn:
+    """Audit the failed activation (own transaction) and raise :class:`InvalidTotpCode`."""
+    await audit_failure(
+        kit.engine, kit.audit_key, origin, "user.mfa_enabled", object_type="user",
+        object_id=user_id,
+    )  # fmt: skip
+    raise InvalidTotpCode(
+        "the code does not match", errors=[FieldError("code", "invalid", "wrong code")]
+    )
 
 
 __all__ = ["InvalidTotpCode", "confirm_mfa", "start_mfa"]

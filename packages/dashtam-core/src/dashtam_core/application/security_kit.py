@@ -27,7 +27,7 @@ from dashtam_core.adapters.security.keyring import KEYS_FILE, SigningKeyRing
 from dashtam_core.adapters.security.keys import generate_all_keys, load_hmac_key
 from dashtam_core.adapters.security.passwords import Argon2idHasher
 from dashtam_core.adapters.security.refresh_tokens import TokenHasher
-from dashtam_core.adapters.security.totp import TotpVerifier
+from dashtam_core.adapters.security.totp import SqlAlchemyTotpReplayGuard, TotpVerifier
 from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.ports.mail import MailSender
 from dashtam_core.ports.rate_limit import RateLimiter, RateLimitRule
@@ -59,7 +59,7 @@ class SecurityKit:
         rate_limiter: GCRA limiter (Redis or in-process).
         rules: the rate-limit rules by name (defaults plus ``DASHTAM_RATE_LIMITS``).
         mailer: SMTP or the outbox directory.
-        totp: TOTP verifier with replay guard.
+        totp: TOTP verifier with the replay guard in the database (shared by every process).
         vault: encrypts MFA secrets (bound to the user id) and provider credentials.
         login_delay_base: seconds of the progressive login delay after the third consecutive
             failure for one email (doubling per failure, at most ``login_delay_max``).
@@ -200,7 +200,7 @@ def build_security_kit(
         rate_limiter=rate_limiter or _rate_limiter(settings),
         rules=build_rules(parse_overrides(settings.rate_limits)),
         mailer=mailer or build_mail_sender(settings),
-        totp=TotpVerifier(),
+        totp=TotpVerifier(SqlAlchemyTotpReplayGuard(engine)),
         vault=vault,
         **options,
     )

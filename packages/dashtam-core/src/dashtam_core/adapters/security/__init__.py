@@ -85,6 +85,7 @@ if TYPE_CHECKING:
     )
     from dashtam_core.adapters.security.totp import (
         InMemoryTotpReplayGuard,
+        SqlAlchemyTotpReplayGuard,
         TotpReplayGuard,
         TotpVerifier,
         new_totp_secret,
@@ -132,6 +133,7 @@ _EXPORTS: dict[str, str] = {
     "SigningKey": "keyring",
     "SigningKeyRing": "keyring",
     "SqlAlchemyPolicyStore": "authorizer",
+    "SqlAlchemyTotpReplayGuard": "totp",
     "TEST_PARAMS": "passwords",
     "TOKEN_BYTES": "refresh_tokens",
     "TOKEN_TYPE": "jwt",
@@ -211,6 +213,7 @@ __all__ = [
     "SigningKeyRing",
     "SqlAlchemyAuditLog",
     "SqlAlchemyPolicyStore",
+    "SqlAlchemyTotpReplayGuard",
     "TEST_PARAMS",
     "TOKEN_BYTES",
     "TOKEN_TYPE",

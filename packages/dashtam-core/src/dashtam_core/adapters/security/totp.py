@@ -2,16 +2,22 @@
 
 Codes are accepted for the current 30-second step and one step either side. A code's time step
 must be newer than the last step accepted for the same subject (the replay guard), so an
-observed code cannot be used twice.
+observed code cannot be used twice. :class:`SqlAlchemyTotpReplayGuard` keeps that step in the
+database (``users.mfa_last_step``), so the guard holds across processes and API replicas without
+Redis; :class:`InMemoryTotpReplayGuard` is the process-local one for unit tests.
 """
 
 from __future__ import annotations
 
 import hmac
 import time
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from uuid import UUID
 
 import pyotp
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 DEFAULT_ISSUER = "Dashtam"
 
@@ -36,7 +42,7 @@ class TotpReplayGuard(Protocol):
 
 
 class InMemoryTotpReplayGuard:
-    """A process-local replay guard (embedded default, tests)."""
+    """A process-local replay guard (unit tests; not shared between processes)."""
 
     def __init__(self) -> None:
         self._last: dict[str, int] = {}
@@ -49,11 +55,52 @@ class InMemoryTotpReplayGuard:
         return True
 
 
+class SqlAlchemyTotpReplayGuard:
+    """The replay guard shared by every process on one database: ``users.mfa_last_step``.
+
+    The subject is a user id. A claim is one compare-and-set ``UPDATE users SET mfa_last_step =
+    :step WHERE id = :user AND (mfa_last_step IS NULL OR mfa_last_step < :step)`` committed in a
+    transaction of its own: on PostgreSQL a concurrent claim waits for the row lock and then
+    re-checks the condition, on SQLite writers are serialized by the write lock, so of two
+    processes claiming the same step exactly one wins. A claimed step stays spent even if the
+    caller then fails (the safe side). Do not call it while this process holds an open write
+    transaction on the same SQLite database (it would wait for its own lock).
+
+    Args:
+        engine: the database engine.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def claim(self, subject: str, timestep: int) -> bool:
+        """See :class:`TotpReplayGuard` (False as well for an unknown user or a non-UUID)."""
+        from sqlalchemy import or_, update
+
+        from dashtam_core.adapters.sqlalchemy.tables import users
+
+        try:
+            user_id = UUID(subject)
+        except ValueError:
+            return False
+        last = users.c.mfa_last_step
+        stmt = (
+            update(users)
+            .where(users.c.id == user_id, or_(last.is_(None), last < timestep))
+            .values(mfa_last_step=timestep)
+            .returning(users.c.id)
+        )
+        async with self.engine.begin() as conn:
+            won = (await conn.execute(stmt)).one_or_none()
+        return won is not None
+
+
 class TotpVerifier:
     """Verifies 6-digit TOTP codes with a ±``window`` step tolerance.
 
     Args:
-        guard: replay guard (default: in-memory).
+        guard: replay guard (default: in-memory, this process only; the security kit passes
+            a :class:`SqlAlchemyTotpReplayGuard`).
         window: steps accepted either side of now (1 = ±30 s).
         interval: step length in seconds.
         digits: code length.
@@ -100,6 +147,7 @@ class TotpVerifier:
 
 __all__ = [
     "InMemoryTotpReplayGuard",
+    "SqlAlchemyTotpReplayGuard",
     "TotpReplayGuard",
     "TotpVerifier",
     "new_totp_secret",

@@ -52,6 +52,9 @@ users = Table(
     Column("mfa_secret_encrypted", LargeBinary(), nullable=True),
     Column("mfa_enabled", Boolean(), nullable=False),
     Column("tokens_valid_after", UTCDateTime(), nullable=True),
+    # TOTP replay guard: the last accepted time step, claimed by a compare-and-set UPDATE
+    # (adapters.security.totp.SqlAlchemyTotpReplayGuard); not part of the User domain object.
+    Column("mfa_last_step", BigInteger(), nullable=True),
 )
 
 sessions = Table(

@@ -1,0 +1,191 @@
+"""Audit records of CLI actions (security.md, audit trail).
+
+A command run from the shell is audited like the same action through the REST API:
+
+* commands backed by an application service that audits (``users create``, ``users roles``,
+  ``keys rotate``) pass it the :func:`cli_origin`, so the record is written in the same
+  transaction as the change;
+* commands whose service writes no audit record (``connect``, ``disconnect``, ``sync``,
+  ``import``, ``reprocess``) wrap the service call in :meth:`CliAuditor.action`: a success
+  record in a transaction of its own right after the service committed, or a failure record
+  (the error code as ``reason``) when it refused or failed;
+* ``audit verify`` records ``audit.verify`` as ``GET /api/v1/admin/audit-events/verification``
+  does. Other reads (listings, exports) are not audited, as in the API.
+
+The origin of a CLI action: the actor is the user named by ``--user`` (``None``, the operator,
+for commands without one), no IP, and the user agent ``dashtam-cli/<version> (os-user NAME)``.
+The audit key is loaded before the command changes anything, so a missing key stops it first.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from dashtam_api import __version__
+from dashtam_core.domain.audit import AuditOutcome
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from dashtam_core.application.audit import Origin
+    from dashtam_core.application.container import Container
+    from dashtam_core.settings import CoreSettings
+
+#: Longest OS user name kept in the user agent.
+_MAX_OS_USER = 64
+
+
+def _os_user() -> str | None:
+    """The login name running the command (printable characters only), if known."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        return None
+    cleaned = "".join(ch for ch in name if ch.isprintable() and ch not in "()")[:_MAX_OS_USER]
+    return cleaned or None
+
+
+def cli_user_agent() -> str:
+    """``dashtam-cli/<version>``, with ``(os-user NAME)`` when the login name is known."""
+    agent = f"dashtam-cli/{__version__}"
+    name = _os_user()
+    return f"{agent} (os-user {name})" if name else agent
+
+
+def cli_origin(actor_id: UUID | None = None) -> Origin:
+    """The audit origin of a CLI action by ``actor_id`` (``None``: the operator)."""
+    from dashtam_core.application.audit import Origin
+
+    return Origin(actor_id, None, cli_user_agent())
+
+
+def load_audit_key(settings: CoreSettings) -> bytes:
+    """The audit HMAC key (missing key files are created first on the embedded SQLite default).
+
+    Raises:
+        ConfigurationError: no audit key outside the embedded SQLite default.
+    """
+    from dashtam_core.adapters.security.keys import generate_all_keys, load_hmac_key
+
+    if settings.is_sqlite:
+        generate_all_keys(settings.secret_dir)
+    return load_hmac_key("audit_hmac", settings.secret_dir)
+
+
+@dataclass
+class AuditedAction:
+    """One audited action in progress: the block fills in its object, details and outcome."""
+
+    object_type: str | None = None
+    object_id: object = None
+    details: dict[str, object] = field(default_factory=dict)
+    outcome: AuditOutcome = AuditOutcome.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class CliAuditor:
+    """Writes the audit records of one CLI command.
+
+    Attributes:
+        engine: the database engine of the command.
+        key: the audit HMAC key.
+    """
+
+    engine: AsyncEngine
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def for_container(cls, container: Container) -> CliAuditor:
+        """An auditor on the container's engine, with the key from the container's settings."""
+        return cls(container.engine, load_audit_key(container.settings))
+
+    async def record(
+        self,
+        action: str,
+        *,
+        actor: UUID | None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        object_type: str | None = None,
+        object_id: object = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        """Append one record by ``actor`` from the CLI, in a transaction of its own."""
+        from dashtam_core.application.audit import audit
+
+        async with self.engine.begin() as conn:
+            await audit(
+                conn,
+                self.key,
+                cli_origin(actor),
+                action,
+                outcome=outcome,
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+            )
+
+    @asynccontextmanager
+    async def action(
+        self,
+        action: str,
+        *,
+        actor: UUID | None,
+        object_type: str | None = None,
+        object_id: object = None,
+        details: Mapping[str, object] | None = None,
+    ) -> AsyncIterator[AuditedAction]:
+        """Audit the block: its outcome when it ends, a failure when it raises.
+
+        The block may set the object (e.g. the id of what it created), add details and set a
+        failure outcome (a sync that finished ``failed``). An exception leaving the block is
+        recorded as a failure with ``reason`` = its error code (``internal_error`` for an
+        unexpected one) and raised again; if even that record cannot be written, the original
+        exception wins and the write failure is logged.
+        """
+        import structlog
+
+        from dashtam_core.errors import DashtamError
+
+        current = AuditedAction(object_type, object_id, dict(details or {}))
+        try:
+            yield current
+        except Exception as exc:
+            reason = exc.code if isinstance(exc, DashtamError) else "internal_error"
+            try:
+                await self.record(
+                    action,
+                    actor=actor,
+                    outcome=AuditOutcome.FAILURE,
+                    object_type=current.object_type,
+                    object_id=current.object_id,
+                    details={**current.details, "reason": reason},
+                )
+            except Exception as audit_exc:
+                structlog.get_logger(__name__).warning(
+                    "cli_audit_failure_not_recorded",
+                    action=action,
+                    error_type=type(audit_exc).__name__,
+                )
+            raise
+        await self.record(
+            action,
+            actor=actor,
+            outcome=current.outcome,
+            object_type=current.object_type,
+            object_id=current.object_id,
+            details=current.details,
+        )
+
+
+__all__ = [
+    "AuditedAction",
+    "CliAuditor",
+    "cli_origin",
+    "cli_user_agent",
+    "load_audit_key",
+]
