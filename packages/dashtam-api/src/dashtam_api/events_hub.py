@@ -10,9 +10,25 @@ SSE message for its owner.
   what it hears to its local streams, so an event produced by a worker process (which publishes
   with :func:`publish_to_redis`) reaches whichever replica holds the user's stream.
 
-Resume: every message's SSE ``id`` is the event's UUIDv7 (time-ordered). Each replica keeps the
-last :attr:`EventsHub.buffer_size` messages per user; a client reconnecting with
-``Last-Event-ID`` first receives the buffered messages with a greater id, then live ones.
+Resume: every message's SSE ``id`` is the event's UUIDv7 (time-ordered). A client reconnecting
+with ``Last-Event-ID`` first receives the messages with a greater id, in id order, then live
+ones:
+
+* **Durable** events (every user-visible event except :data:`EPHEMERAL_EVENTS`) are written to
+  the transactional outbox with their data and kept there for ``DASHTAM_EVENT_RETENTION_DAYS``;
+  they are replayed from the database (one indexed query per reconnect,
+  :func:`~dashtam_core.sync.outbox.events_after`), so resume survives an API restart and works
+  on any replica. An id older than the retention window replays what is still stored.
+* **Ephemeral** events (:data:`EPHEMERAL_EVENTS`: sync started / progress / finished, published
+  straight on the bus) are replayed only from this process's buffer (the last
+  :attr:`EventsHub.buffer_size` messages per user): after a restart they are gone (poll
+  ``GET /api/v1/syncs/{id}`` for a sync's outcome).
+
+A stream subscribes to live messages *before* it reads the replay, then drops the live messages
+it already replayed, so nothing falls between the two and nothing comes twice. The replay is
+bounded (:attr:`EventsHub.replay_limit` durable events): when more are stored, the stream sends
+that many and ends, and the client's automatic reconnect (``retry: 3000``) continues from the
+last id it got. A ``Last-Event-ID`` that is not a UUID is ignored (live messages only).
 Duplicates (an outbox event dispatched twice) are dropped by id. A stream whose client reads
 too slowly is ended (the client reconnects with ``Last-Event-ID``). Heartbeat comments
 (``: ping``) keep proxies from closing idle streams.
@@ -23,17 +39,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 import orjson
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dashtam_core.domain.events import DomainEvent
 from dashtam_core.registries.events import EVENT_REGISTRY
-from dashtam_core.sync.outbox import event_to_payload
+from dashtam_core.sync.outbox import event_to_payload, events_after
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +70,15 @@ EVENT_NAMES: dict[str, str] = {
     "PendingTransactionPosted": "transactions.pending_posted",
     "HoldingsSnapshotted": "holdings.updated",
 }
+#: User-visible events published straight on the bus (progress notifications), not through the
+#: outbox: replayed only from a process's in-memory buffer.
+EPHEMERAL_EVENTS: frozenset[str] = frozenset({"SyncStarted", "SyncProgressed", "SyncFinished"})
+#: User-visible events written to the outbox with their change: replayed from the database.
+DURABLE_EVENTS: frozenset[str] = (
+    frozenset(cls.__name__ for cls, meta in EVENT_REGISTRY.items() if meta.user_visible)
+    - EPHEMERAL_EVENTS
+)
+_EPHEMERAL_SSE_NAMES = frozenset(EVENT_NAMES.get(name, name) for name in EPHEMERAL_EVENTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +111,21 @@ class SseMessage:
         """Parse :meth:`to_json` output."""
         doc = orjson.loads(raw)
         return cls(UUID(doc["id"]), UUID(doc["user_id"]), str(doc["event"]), dict(doc["data"]))
+
+    @property
+    def durable(self) -> bool:
+        """Whether the message's event is stored in the outbox (replayable after a restart)."""
+        return self.event not in _EPHEMERAL_SSE_NAMES
+
+
+def parse_event_id(value: str | None) -> UUID | None:
+    """The UUID of a ``Last-Event-ID`` value, or ``None`` when absent or not a UUID."""
+    if not value or not value.strip():
+        return None
+    try:
+        return UUID(value.strip())
+    except ValueError:
+        return None
 
 
 def message_for(event: DomainEvent) -> SseMessage | None:
@@ -131,19 +172,22 @@ class _Subscriber:
 
 @dataclass
 class EventsHub:
-    """Per-user SSE fan-out with a bounded resume buffer.
+    """Per-user SSE fan-out with database replay and a bounded in-memory buffer.
 
     Attributes:
         redis: a ``redis.asyncio`` client, or ``None`` for in-process delivery only.
-        buffer_size: messages kept per user for ``Last-Event-ID`` resume.
+        buffer_size: messages kept per user in this process (resume of ephemeral events).
         queue_size: messages a slow stream may lag behind before it is ended.
         heartbeat_seconds: idle time after which a ``: ping`` comment is sent.
+        replay_limit: durable events replayed per connection at most (more: the stream ends
+            after them and the client reconnects from there).
     """
 
     redis: Any | None = None
     buffer_size: int = 256
     queue_size: int = 1024
     heartbeat_seconds: float = 15.0
+    replay_limit: int = 500
     _buffers: dict[UUID, deque[SseMessage]] = field(default_factory=dict)
     _subscribers: dict[UUID, set[_Subscriber]] = field(default_factory=dict)
     _listener: asyncio.Task[None] | None = None
@@ -178,16 +222,51 @@ class EventsHub:
                 sub.queue.get_nowait()
             sub.queue.put_nowait(None)
 
-    def backlog(self, user_id: UUID, last_event_id: str | None) -> list[SseMessage]:
-        """Buffered messages of ``user_id`` after ``last_event_id`` (all when it is unknown)."""
-        buffered = list(self._buffers.get(user_id, ()))
-        if not last_event_id:
-            return []
-        try:
-            after = UUID(last_event_id.strip())
-        except ValueError:
-            return buffered
-        return [m for m in buffered if m.id > after]
+    def backlog(
+        self, user_id: UUID, after: UUID, *, ephemeral_only: bool = False
+    ) -> list[SseMessage]:
+        """This process's buffered messages of ``user_id`` with an id above ``after``, by id.
+
+        Args:
+            user_id: the owner.
+            after: the last id the client has.
+            ephemeral_only: only messages of :data:`EPHEMERAL_EVENTS` (the durable ones are
+                read from the outbox instead).
+        """
+        return sorted(
+            (
+                m
+                for m in self._buffers.get(user_id, ())
+                if m.id > after and not (ephemeral_only and m.durable)
+            ),
+            key=lambda m: m.id,
+        )
+
+    async def replay(
+        self, user_id: UUID, after: UUID, engine: AsyncEngine | None
+    ) -> tuple[list[SseMessage], bool]:
+        """What a client resuming after ``after`` missed, in id order.
+
+        Durable events come from the outbox (one query, at most :attr:`replay_limit`),
+        ephemeral ones from this process's buffer. Without ``engine`` only the buffer is used.
+
+        Returns:
+            The messages, and whether that is everything (``False``: more durable events
+            follow the last one).
+        """
+        if engine is None:
+            found = self.backlog(user_id, after)
+            return found[: self.replay_limit], len(found) <= self.replay_limit
+        buffered = self.backlog(user_id, after, ephemeral_only=True)
+        async with engine.connect() as conn:
+            stored, more = await events_after(
+                conn, user_id, after, names=DURABLE_EVENTS, limit=self.replay_limit
+            )
+        messages = [m for m in (message_for(s.event) for s in stored) if m is not None]
+        if more and stored:
+            # The next reconnect continues after the last stored event: send nothing beyond it.
+            buffered = [m for m in buffered if m.id < stored[-1].id]
+        return sorted([*messages, *buffered], key=lambda m: m.id), not (more and stored)
 
     def subscriber_count(self, user_id: UUID | None = None) -> int:
         """Open streams (of one user, or in total)."""
@@ -200,14 +279,37 @@ class EventsHub:
         user_id: UUID,
         last_event_id: str | None,
         is_disconnected: Callable[[], Awaitable[bool]] | None = None,
-    ) -> AsyncIterator[bytes]:
-        """The SSE byte stream of ``user_id``: backlog after ``last_event_id``, then live."""
+        *,
+        engine: AsyncEngine | None = None,
+    ) -> AsyncGenerator[bytes, None]:
+        """The SSE byte stream of ``user_id``: what followed ``last_event_id``, then live.
+
+        Args:
+            user_id: the caller.
+            last_event_id: the client's ``Last-Event-ID`` (ignored when not a UUID).
+            is_disconnected: tells whether the client went away (checked when idle).
+            engine: the database holding the outbox (durable events are replayed from it).
+        """
+        after = parse_event_id(last_event_id)
         sub = _Subscriber(asyncio.Queue(maxsize=self.queue_size))
+        # Subscribe before reading the replay: a message published meanwhile is both queued
+        # and replayed, and the queued copy is dropped below (no gap, no duplicate).
         self._subscribers.setdefault(user_id, set()).add(sub)
         try:
             yield b"retry: 3000\n: connected\n\n"
-            for message in self.backlog(user_id, last_event_id):
-                yield message.encode()
+            replayed: set[UUID] = set()
+            if after is not None:
+                try:
+                    messages, complete = await self.replay(user_id, after, engine)
+                except Exception as exc:  # the client reconnects with the same Last-Event-ID
+                    log.warning("events_replay_failed", error_type=type(exc).__name__)
+                    return
+                for message in messages:
+                    replayed.add(message.id)
+                    yield message.encode()
+                if not complete:
+                    log.info("events_replay_truncated", sent=len(messages))
+                    return
             while True:
                 try:
                     item = await asyncio.wait_for(sub.queue.get(), self.heartbeat_seconds)
@@ -218,6 +320,8 @@ class EventsHub:
                     continue
                 if item is None:
                     return
+                if item.id in replayed:
+                    continue
                 yield item.encode()
         finally:
             subs = self._subscribers.get(user_id)
@@ -266,10 +370,13 @@ class EventsHub:
 
 __all__ = [
     "CHANNEL",
+    "DURABLE_EVENTS",
+    "EPHEMERAL_EVENTS",
     "EVENT_NAMES",
     "EventsHub",
     "SseMessage",
     "message_for",
+    "parse_event_id",
     "publish_to_redis",
     "redis_notify_handler",
 ]

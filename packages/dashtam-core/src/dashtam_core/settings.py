@@ -37,6 +37,9 @@ class CoreSettings(BaseSettings):
     jwt_issuer: str = "dashtam"
     jwt_audience: str = "dashtam-api"
     rate_limits: str | None = None  # overrides, e.g. "login_ip=20/min,read_user=600/min"
+    # Dispatched outbox events are kept this long for SSE Last-Event-ID resume (at least 2 days:
+    # the connection expiry warnings look back into the outbox so as not to warn twice).
+    event_retention_days: int = Field(default=7, ge=2, le=3650)
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,10 +1,13 @@
 """``GET /api/v1/events``: the caller's server-sent events (see :mod:`dashtam_api.events_hub`).
 
 Messages: ``sync.started``, ``sync.progress``, ``sync.finished``, ``connection.*``,
-``import.finished``, ``transactions.changed``, ``holdings.updated``. Each carries ``id`` (the
-event's UUIDv7): reconnect with ``Last-Event-ID`` (header, or the ``last_event_id`` query
-parameter for clients that cannot set headers) to receive what was missed. ``: ping`` comments
-are sent when the stream is idle.
+``import.finished``, ``transactions.changed``, ``transactions.pending_posted``,
+``holdings.updated``. Each carries ``id`` (the event's UUIDv7): reconnect with ``Last-Event-ID``
+(header, or the ``last_event_id`` query parameter for clients that cannot set headers) to
+receive what was missed. Connection, import and data events are replayed from the database (also
+after a restart or on another replica, within ``DASHTAM_EVENT_RETENTION_DAYS``); the ``sync.*``
+progress messages only from the serving process's memory. A value that is not a UUID is ignored
+(live messages only). ``: ping`` comments are sent when the stream is idle.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ async def events(
 ) -> EventStreamResponse:
     """Server-sent events for the caller (sync, connection and import progress)."""
     stream = runtime.hub.stream(
-        principal.user_id, last_event_id or resume, is_disconnected=request.is_disconnected
+        principal.user_id,
+        last_event_id or resume,
+        is_disconnected=request.is_disconnected,
+        engine=runtime.container.engine,
     )
     return EventStreamResponse(stream, headers=SSE_HEADERS)
 

@@ -1,32 +1,39 @@
 """The transactional outbox: domain events stored in the same transaction as the data.
 
-A dispatcher (the jobs layer) reads undispatched rows in ``created_at`` order, rebuilds the
-events with :func:`event_from_payload` and publishes them on the message bus, then marks them
-dispatched. Because the rows commit with the data, an event exists if and only if its change
-does.
+A dispatcher (the jobs layer) reads undispatched rows in id order (the events' creation order),
+rebuilds the events with :func:`event_from_payload` and publishes them on the message bus, then
+marks them dispatched. Because the rows commit with the data, an event exists if and only if its
+change does.
+
+A row's ``id`` is its event's ``event_id`` (a UUIDv7), so the SSE ``id`` of a live message and
+of its replay are the same. Dispatched rows are kept for ``DASHTAM_EVENT_RETENTION_DAYS`` (the
+``dashtam.prune`` job deletes older ones): :func:`events_after` reads them back for SSE
+``Last-Event-ID`` resume (one range scan of the ``(user_id, id)`` index).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import structlog
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import outbox
 from dashtam_core.domain import events as ev
-from dashtam_core.domain.ids import uuid7
+
+log = structlog.get_logger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """An undispatched outbox row."""
+    """An outbox row with its rebuilt event (``id`` equals ``event.event_id``)."""
 
     id: UUID
     event: ev.DomainEvent
@@ -90,14 +97,17 @@ def event_from_payload(name: str, payload: dict[str, Any]) -> ev.DomainEvent:
 async def write_events(
     conn: AsyncConnection, events: Sequence[ev.DomainEvent], *, now: datetime
 ) -> int:
-    """Store ``events`` in the outbox (one executemany); return how many were written."""
+    """Store ``events`` in the outbox (one executemany); return how many were written.
+
+    Each row's id is the event's ``event_id``: an event is stored once.
+    """
     if not events:
         return 0
     await conn.execute(
         insert(outbox),
         [
             {
-                "id": uuid7(),
+                "id": e.event_id,
                 "event": e.name,
                 "payload": event_to_payload(e),
                 "user_id": e.user_id,
@@ -110,11 +120,11 @@ async def write_events(
 
 
 async def pending_events(conn: AsyncConnection, limit: int = 100) -> list[OutboxMessage]:
-    """Undispatched events, oldest first."""
+    """Undispatched events, oldest first (in id order: the SSE resume order)."""
     rows = await conn.execute(
         select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.created_at)
         .where(outbox.c.dispatched_at.is_(None))
-        .order_by(outbox.c.created_at, outbox.c.id)
+        .order_by(outbox.c.id)
         .limit(limit)
     )
     return [
@@ -123,6 +133,58 @@ async def pending_events(conn: AsyncConnection, limit: int = 100) -> list[Outbox
         )
         for r in rows
     ]
+
+
+async def events_after(
+    conn: AsyncConnection,
+    user_id: UUID,
+    after: UUID,
+    *,
+    names: Collection[str],
+    limit: int,
+) -> tuple[list[OutboxMessage], bool]:
+    """The stored events of ``user_id`` with an id greater than ``after``, in id order.
+
+    Dispatched or not: SSE resume replays what committed. One range scan of the
+    ``(user_id, id)`` index (``limit + 1`` rows, to learn whether more follow). A row whose
+    event can no longer be rebuilt (an event class removed or changed incompatibly) is skipped
+    with a warning.
+
+    Args:
+        conn: any connection.
+        user_id: the events' owner.
+        after: an event id (any UUID; UUIDv7 ids compare by time).
+        names: the event names to return (rows of other events are filtered out by the query).
+        limit: at most this many rows are read back.
+
+    Returns:
+        The events, and whether more rows follow the last one.
+    """
+    if limit < 1 or not names:
+        return [], False
+    rows = (
+        await conn.execute(
+            select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.created_at)
+            .where(
+                outbox.c.user_id == user_id,
+                outbox.c.id > after,
+                outbox.c.event.in_(sorted(names)),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit + 1)
+        )
+    ).all()
+    found: list[OutboxMessage] = []
+    for r in rows[:limit]:
+        try:
+            event = event_from_payload(r.event, r.payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "outbox_row_unreadable", id=str(r.id), name=r.event, error=type(exc).__name__
+            )
+            continue
+        found.append(OutboxMessage(id=r.id, event=event, created_at=r.created_at))
+    return found, len(rows) > limit
 
 
 async def mark_dispatched(conn: AsyncConnection, ids: Sequence[UUID], *, now: datetime) -> int:
@@ -141,6 +203,7 @@ __all__ = [
     "OutboxMessage",
     "event_from_payload",
     "event_to_payload",
+    "events_after",
     "mark_dispatched",
     "pending_events",
     "write_events",

@@ -15,7 +15,8 @@ task                            schedule       what it does (each is safe to run
 ``dashtam.expiry_warnings``     hourly         ``ConnectionExpiring`` days ahead (once each)
 ``dashtam.dispatch_outbox``     every minute   publishes outbox events on the message bus
 ``dashtam.prune``               daily          deletes expired OAuth states, one-time tokens,
-                                               long-expired sessions, old dispatched outbox rows
+                                               long-expired sessions, dispatched outbox rows
+                                               older than ``event_retention_days``
 =============================== ============== =================================================
 
 Run modes: :meth:`JobQueue.run_worker` (``dashtam worker``), :meth:`JobQueue.run_scheduler`
@@ -65,7 +66,7 @@ REKICK_AFTER = timedelta(minutes=5)
 REFRESH_AHEAD = timedelta(minutes=10)
 #: Days of warning before an OAuth authorization dies.
 EXPIRY_WARNING_DAYS = 2
-#: Retention of dispatched outbox rows and expired sessions.
+#: Retention of expired sessions (dispatched outbox rows: ``settings.event_retention_days``).
 RETENTION = timedelta(days=30)
 
 
@@ -234,6 +235,8 @@ class JobQueue:
 
     async def _prune(self) -> int:
         now = _now()
+        # Dispatched events stay replayable (SSE Last-Event-ID resume) for the retention window.
+        events_kept = timedelta(days=self.container.settings.event_retention_days)
         removed = 0
         async with self.container.engine.begin() as db:
             for stmt in (
@@ -243,7 +246,7 @@ class JobQueue:
                 ),
                 delete(sessions).where(sessions.c.expires_at < now - RETENTION),
                 delete(outbox).where(
-                    outbox.c.dispatched_at.is_not(None), outbox.c.dispatched_at < now - RETENTION
+                    outbox.c.dispatched_at.is_not(None), outbox.c.dispatched_at < now - events_kept
                 ),
             ):
                 removed += int((await db.execute(stmt)).rowcount)

@@ -12,6 +12,8 @@ Notes:
       order (see :mod:`dashtam_core.sync.changes`).
     * ``transactions.removed_reason`` is ``withdrawn`` (the provider stopped returning it; it may
       come back) or ``settled`` (a pending row replaced by its posted row; frozen forever).
+    * ``outbox.id`` is the event's ``event_id`` (UUIDv7); dispatched rows are kept for the event
+      retention window and replayed per user through the ``(user_id, id)`` index.
     * ``sync_runs`` has a partial unique index: at most one queued/running sync per connection.
 """
 
@@ -197,6 +199,8 @@ outbox = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("dispatched_at", UTCDateTime(), nullable=True),
     Index(None, "dispatched_at", "created_at"),
+    # SSE Last-Event-ID resume: a user's events after an id (migration 0005).
+    Index(None, "user_id", "id"),
 )
 
 sync_runs = Table(

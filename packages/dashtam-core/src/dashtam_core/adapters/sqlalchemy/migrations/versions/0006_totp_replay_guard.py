@@ -5,7 +5,7 @@ mfa_last_step IS NULL OR mfa_last_step < :step`` (atomic on SQLite and PostgreSQ
 accepted by one API replica is refused by every other one. ``NULL``: no code accepted yet.
 
 Revision ID: 0006_totp_replay_guard
-Revises: 0004_identity_security
+Revises: 0005_outbox_replay
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_totp_replay_guard"
-# Written next to 0005_outbox_replay (a separate change) on the then head; chain the two when
-# both are merged.
-down_revision = "0004_identity_security"
+down_revision = "0005_outbox_replay"
 branch_labels = None
 depends_on = None
 
