@@ -20,9 +20,9 @@ import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 from uuid import UUID
 
 from sqlalchemy import (
@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
+    cast,
     func,
     or_,
     select,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     type_coerce,
     union_all,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -211,6 +213,13 @@ API_COLUMNS = (
 #: UUID columns of :data:`API_COLUMNS`, read as hyphenated strings (no per-row UUID objects).
 _API_UUID_COLUMNS = frozenset({"id", "account_id", "pending_transaction_id"})
 _UUID_TEXT = Uuid(as_uuid=False)
+#: :data:`API_COLUMNS` with the UUID columns cast to text in SQL (the raw-driver fast path).
+_API_SELECT_TEXT: tuple[Any, ...] = tuple(
+    cast(transactions.c[name], String()).label(name)
+    if name in _API_UUID_COLUMNS
+    else transactions.c[name]
+    for name in API_COLUMNS
+)
 _API_SELECT: tuple[Any, ...] = tuple(
     type_coerce(transactions.c[name], _UUID_TEXT).label(name)
     if name in _API_UUID_COLUMNS
@@ -263,7 +272,9 @@ def _bound_filters(names: frozenset[str]) -> list[Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def _lateral_page(names: frozenset[str], one_account: bool, api_only: bool) -> Select[Any]:
+def _lateral_page(
+    names: frozenset[str], one_account: bool, api_only: bool, *, text_ids: bool = False
+) -> Select[Any]:
     """PostgreSQL: one statement per filter shape, built once (values are bound parameters).
 
     ``accounts`` of the user ``CROSS JOIN LATERAL`` their newest ``limit`` matching rows (an index
@@ -271,7 +282,7 @@ def _lateral_page(names: frozenset[str], one_account: bool, api_only: bool) -> S
     ``accounts * limit`` rows.
     """
     t, a = transactions, accounts
-    cols = list(_API_SELECT) if api_only else list(t.c)
+    cols = list(_API_SELECT_TEXT if text_ids else _API_SELECT) if api_only else list(t.c)
     limit = bindparam("page_limit", type_=Integer())
     inner = (
         select(*cols)
@@ -316,17 +327,77 @@ async def transaction_rows(
     if after is not None:
         params["c_day"], params["c_id"] = after
     if conn.dialect.name == "postgresql":
-        stmt = _lateral_page(frozenset(params), flt.account_id is not None, api_only)
         params.update(uid=user_id, aid=flt.account_id, page_limit=limit + 1)
-        rows = list((await conn.execute(stmt, params)).all())
+        shape = frozenset(params) - {"uid", "aid", "page_limit"}
+        if api_only:
+            rows = await _api_rows_postgresql(conn, shape, flt.account_id is not None, params)
+        else:
+            stmt = _lateral_page(shape, flt.account_id is not None, api_only)
+            rows = list((await conn.execute(stmt, params)).all())
     else:
         rows = await _rows_per_account(conn, user_id, flt, params, limit + 1, api_only)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
-        last = rows[-1]._mapping
-        next_cursor = encode_cursor(last["date"].isoformat(), last["id"])
+        last = rows[-1]
+        next_cursor = encode_cursor(last.date.isoformat(), last.id)
     return rows, next_cursor
+
+
+class ApiRow(NamedTuple):
+    """A row of :data:`API_COLUMNS` read by the PostgreSQL fast path (ids as strings)."""
+
+    id: str
+    account_id: str
+    provider_transaction_id: str
+    date: date
+    posted_at: datetime | None
+    amount: Decimal
+    currency: str
+    description: str
+    merchant: str | None
+    type: str
+    subtype: str
+    status: str
+    pending_transaction_id: str | None
+    security_symbol: str | None
+    security_quantity: Decimal | None
+    security_price: Decimal | None
+
+
+#: Parameters :func:`transaction_rows` binds (everything else in a statement is a constant).
+_BOUND_NAMES = frozenset(
+    {"uid", "aid", "page_limit", "f_start", "f_end", "f_type", "f_status", "f_q", "c_day", "c_id"}
+)
+
+
+@functools.lru_cache(maxsize=512)
+def _lateral_sql(
+    dialect: Dialect, shape: frozenset[str], one_account: bool
+) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The SQL text of :func:`_lateral_page` (API columns, ids as text), its parameter order
+    and the values of its constant parameters (literals SQLAlchemy binds, e.g. ``''``)."""
+    compiled = _lateral_page(shape, one_account, True, text_ids=True).compile(dialect=dialect)
+    constants = {k: v for k, v in compiled.params.items() if k not in _BOUND_NAMES}
+    return str(compiled), tuple(compiled.positiontup or ()), constants
+
+
+async def _api_rows_postgresql(
+    conn: AsyncConnection, shape: frozenset[str], one_account: bool, params: dict[str, Any]
+) -> list[Any]:
+    """The API page straight through the asyncpg connection (performance.md S1).
+
+    The statement is SQLAlchemy's (compiled once per filter shape); only the per-row result
+    processing of the ORM-less Core path is skipped: every column comes back in its final Python
+    type (``NUMERIC`` → ``Decimal``, ``timestamptz`` → aware UTC ``datetime``, ids cast to text).
+    """
+    sql, order, constants = _lateral_sql(conn.dialect, shape, one_account)
+    params = {**constants, **params}
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None:  # pragma: no cover - a checked-out connection always has one
+        raise RuntimeError("the database connection is closed")
+    records = await driver.fetch(sql, *(params[name] for name in order))
+    return list(map(ApiRow._make, records))
 
 
 async def _rows_per_account(
