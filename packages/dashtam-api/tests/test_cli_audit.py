@@ -2,7 +2,8 @@
 
 Every command that changes data runs against a real database (SQLite, and PostgreSQL when
 configured) in sandbox mode with the in-process provider simulators; the audit rows it leaves
-are checked for action, outcome, actor, object and the CLI user agent.
+(written by the application services, in the transaction of each change) are checked for
+action, outcome, actor, object and the CLI user agent.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ async def test_every_cli_change_is_audited_and_the_chain_verifies(
     assert refused.details["reason"] == "not_found"
     assert refused.details["filename"] == "checking.csv"
 
-    # connect (API keys): connection.create, then the initial sync's sync.finish
+    # connect (API keys): connection.create, then the initial sync's sync.start and sync.finish
     alpaca = await _json(
         "connect", "alpaca", "--user", EMAIL, "--option", "environment=paper",
         *ALPACA, *ALPACA_SECRET,
@@ -146,15 +147,19 @@ async def test_every_cli_change_is_audited_and_the_chain_verifies(
     rows = await trail.new()
     assert [(r.action, r.outcome) for r in rows] == [
         ("connection.create", "success"),
+        ("sync.start", "success"),
         ("sync.finish", "success"),
     ]
-    created, synced = rows
-    assert created.actor_id == synced.actor_id == uid
+    created, queued, synced = rows
+    assert created.actor_id == queued.actor_id == synced.actor_id == uid
     assert (created.object_type, created.object_id) == ("connection", alpaca_id)
-    assert created.details["provider"] == "alpaca"
+    assert created.details == {"provider": "alpaca", "auth_type": "api_key", "status": "active"}
     assert (synced.object_type, synced.object_id) == ("connection", alpaca_id)
-    assert synced.details["sync_id"] == alpaca["sync"]["id"]
+    assert queued.details["sync_id"] == synced.details["sync_id"] == alpaca["sync"]["id"]
     assert synced.details["status"] == "succeeded"
+    assert synced.details["transactions_added"] == str(
+        alpaca["sync"]["counts"]["transactions_added"]
+    )
     # refused keys: a failure record, and no connection
     wrong = await _invoke(
         "connect", "alpaca", "--user", EMAIL, "--credential", "api_key_id=PKBAD",
@@ -183,21 +188,23 @@ async def test_every_cli_change_is_audited_and_the_chain_verifies(
 
     # sync CONNECTION_ID (by the operator) and sync --user (by the user)
     await _invoke("sync", alpaca_id)
-    (one,) = await trail.new()
-    assert (one.action, one.outcome, one.actor_id, one.object_id) == (
-        "sync.finish",
-        "success",
-        None,
-        alpaca_id,
-    )
+    rows = await trail.new()
+    assert [(r.action, r.outcome, r.actor_id, r.object_id) for r in rows] == [
+        ("sync.start", "success", None, alpaca_id),
+        ("sync.finish", "success", None, alpaca_id),
+    ]
     await _invoke("sync", "--user", EMAIL)
     rows = await trail.new()
-    syncs = [r for r in rows if r.action == "sync.finish"]
-    assert {r.object_id for r in syncs} == {alpaca_id, schwab_id}
-    assert all(r.actor_id == uid and r.outcome == "success" for r in syncs)
-    # the in-process OAuth simulator forgot its grant: the re-approval is audited too
+    for action in ("sync.start", "sync.finish"):
+        syncs = [r for r in rows if r.action == action]
+        assert {r.object_id for r in syncs} == {alpaca_id, schwab_id}
+        assert all(r.actor_id == uid and r.outcome == "success" for r in syncs)
+    # the in-process OAuth simulator forgot its grant: the repair and re-approval are audited
+    repair = _only(rows, "connection.reauthorize")
     regrant = _only(rows, "connection.authorize")
+    assert (repair.actor_id, repair.object_id) == (uid, schwab_id)
     assert (regrant.actor_id, regrant.object_id) == (uid, schwab_id)
+    assert len(rows) == 6
 
     # reads are not audited (as in the API)
     await _invoke("accounts", "--user", EMAIL)
@@ -214,6 +221,7 @@ async def test_every_cli_change_is_audited_and_the_chain_verifies(
         None,
     )
     assert (redone.object_type, redone.object_id) == ("connection", chase_id)
+    assert redone.details["payloads"] == "1"
 
     # disconnect: by the user
     await _invoke("disconnect", schwab_id, "--user", EMAIL)
@@ -271,11 +279,11 @@ async def test_refused_actions_are_failure_records(env: Path, database_url: str)
     await _invoke("disconnect", alpaca_id, "--user", EMAIL)
     trail = Trail(database_url)
     await trail.new()
-    # a disconnected connection has no credentials: the sync cannot run
+    # a disconnected connection has no credentials: the sync cannot start
     await _invoke("sync", alpaca_id, expect=1)
     (failed,) = await trail.new()
     assert (failed.action, failed.outcome, failed.actor_id, failed.object_id) == (
-        "sync.finish",
+        "sync.start",
         "failure",
         None,
         alpaca_id,

@@ -2,26 +2,26 @@
 
 A command run from the shell is audited like the same action through the REST API:
 
-* commands backed by an application service that audits (``users create``, ``users roles``,
-  ``keys rotate``) pass it the :func:`cli_origin`, so the record is written in the same
-  transaction as the change;
-* commands whose service writes no audit record (``connect``, ``disconnect``, ``sync``,
-  ``import``, ``reprocess``) wrap the service call in :meth:`CliAuditor.action`: a success
-  record in a transaction of its own right after the service committed, or a failure record
-  (the error code as ``reason``) when it refused or failed;
-* ``audit verify`` records ``audit.verify`` as ``GET /api/v1/admin/audit-events/verification``
-  does. Other reads (listings, exports) are not audited, as in the API.
+* commands that change data (``users create``, ``users roles``, ``connect``, ``disconnect``,
+  ``sync``, ``import``, ``reprocess``) pass the :func:`cli_origin` to the application service,
+  which writes the record in the same transaction as the change (a refusal: a failure record,
+  the error code as ``reason``, in a transaction of its own), exactly as it does for the API's
+  ``principal.origin``; the records differ only in their origin;
+* actions with no such service (``keys rotate``, ``audit verify``) append their record with
+  :meth:`CliAuditor.record`; ``audit verify`` records ``audit.verify`` as
+  ``GET /api/v1/admin/audit-events/verification`` does. Other reads (listings, exports) are not
+  audited, as in the API.
 
 The origin of a CLI action: the actor is the user named by ``--user`` (``None``, the operator,
 for commands without one), no IP, and the user agent ``dashtam-cli/<version> (os-user NAME)``.
-The audit key is loaded before the command changes anything, so a missing key stops it first.
+The services load the audit key before they change anything, so a missing key stops a command
+first.
 """
 
 from __future__ import annotations
 
 import getpass
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -77,16 +77,6 @@ def load_audit_key(settings: CoreSettings) -> bytes:
     return load_hmac_key("audit_hmac", settings.secret_dir)
 
 
-@dataclass
-class AuditedAction:
-    """One audited action in progress: the block fills in its object, details and outcome."""
-
-    object_type: str | None = None
-    object_id: object = None
-    details: dict[str, object] = field(default_factory=dict)
-    outcome: AuditOutcome = AuditOutcome.SUCCESS
-
-
 @dataclass(frozen=True, slots=True)
 class CliAuditor:
     """Writes the audit records of one CLI command.
@@ -129,61 +119,8 @@ class CliAuditor:
                 details=details,
             )
 
-    @asynccontextmanager
-    async def action(
-        self,
-        action: str,
-        *,
-        actor: UUID | None,
-        object_type: str | None = None,
-        object_id: object = None,
-        details: Mapping[str, object] | None = None,
-    ) -> AsyncIterator[AuditedAction]:
-        """Audit the block: its outcome when it ends, a failure when it raises.
-
-        The block may set the object (e.g. the id of what it created), add details and set a
-        failure outcome (a sync that finished ``failed``). An exception leaving the block is
-        recorded as a failure with ``reason`` = its error code (``internal_error`` for an
-        unexpected one) and raised again; if even that record cannot be written, the original
-        exception wins and the write failure is logged.
-        """
-        import structlog
-
-        from dashtam_core.errors import DashtamError
-
-        current = AuditedAction(object_type, object_id, dict(details or {}))
-        try:
-            yield current
-        except Exception as exc:
-            reason = exc.code if isinstance(exc, DashtamError) else "internal_error"
-            try:
-                await self.record(
-                    action,
-                    actor=actor,
-                    outcome=AuditOutcome.FAILURE,
-                    object_type=current.object_type,
-                    object_id=current.object_id,
-                    details={**current.details, "reason": reason},
-                )
-            except Exception as audit_exc:
-                structlog.get_logger(__name__).warning(
-                    "cli_audit_failure_not_recorded",
-                    action=action,
-                    error_type=type(audit_exc).__name__,
-                )
-            raise
-        await self.record(
-            action,
-            actor=actor,
-            outcome=current.outcome,
-            object_type=current.object_type,
-            object_id=current.object_id,
-            details=current.details,
-        )
-
 
 __all__ = [
-    "AuditedAction",
     "CliAuditor",
     "cli_origin",
     "cli_user_agent",

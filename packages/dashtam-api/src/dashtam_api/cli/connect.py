@@ -5,9 +5,11 @@ are checked with the provider before anything is stored, then the initial sync r
 with ``--no-sync``). OAuth providers: a pending connection is created and the authorization URL
 printed; the browser comes back to the server's ``/oauth/{provider}/callback``.
 
-Audited by the user of ``--user`` (see :mod:`dashtam_api.cli.auditing`): ``connection.create``
-(a failure when the provider refuses the keys), ``connection.authorize`` when a sandbox grant
-completes, ``sync.finish`` for the initial sync, ``connection.disconnect``.
+Audited by the application services with the CLI origin of the ``--user`` (see
+:mod:`dashtam_api.cli.auditing`), in the transaction of each change, as through the API:
+``connection.create`` (a failure when the provider refuses the keys), ``connection.authorize``
+when a sandbox grant completes, ``sync.start`` / ``sync.finish`` for the initial sync,
+``connection.disconnect``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,10 @@ from __future__ import annotations
 import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
-from uuid import UUID
 
 import typer
 
-from dashtam_api.cli.auditing import CliAuditor
+from dashtam_api.cli.auditing import cli_origin
 from dashtam_api.cli.data import (
     JsonOption,
     UserOption,
@@ -32,6 +33,7 @@ from dashtam_api.cli.data import (
 from dashtam_api.cli.sync import approve_sandbox_grant, sync_with_progress
 
 if TYPE_CHECKING:
+    from dashtam_core.application.audit import Origin
     from dashtam_core.application.container import Container
 
 
@@ -85,19 +87,13 @@ def connect(
     creds = _pairs(credential or [], "--credential")
 
     async def work(c: Container) -> dict[str, Any]:
-        auditor = CliAuditor.for_container(c)
         spec = c.require_provider(provider).spec
         uid = await user_id_for(c, user)
-        created = {"provider": provider, "auth_type": str(spec.auth_type)}
+        origin = cli_origin(uid)
         if spec.auth_type == AuthType.OAUTH2:
-            async with auditor.action(
-                "connection.create", actor=uid, object_type="connection", details=created
-            ) as audited:
-                started = unwrap(await start_oauth(c, uid, provider, alias=alias))
-                audited.object_id = started.connection.id
-                audited.details["status"] = str(started.connection.status)
+            started = unwrap(await start_oauth(c, uid, provider, alias=alias, origin=origin))
             if c.settings.sandbox and c.sandbox_transport == "asgi":
-                return await _approve_in_sandbox(c, auditor, uid, provider, started, no_sync, alias)
+                return await _approve_in_sandbox(c, origin, provider, started, no_sync, alias)
             return {
                 "connection": connection_to_dict(started.connection),
                 "authorization_url": started.authorization_url,
@@ -109,18 +105,14 @@ def connect(
                 f"{provider} imports statement files: use dashtam import FILE --user {user}"
             )
         secrets = creds or _stdin_credentials()
-        async with auditor.action(
-            "connection.create", actor=uid, object_type="connection", details=created
-        ) as audited:
-            conn = unwrap(
-                await connect_api_key(c, uid, provider, secrets, options=options, alias=alias)
-            )
-            audited.object_id = conn.id
-            audited.details["status"] = str(conn.status)
+        made = await connect_api_key(
+            c, uid, provider, secrets, options=options, alias=alias, origin=origin
+        )
+        conn = unwrap(made)
         out: dict[str, Any] = {"connection": connection_to_dict(conn)}
         if not no_sync:
             out["sync"] = await sync_with_progress(
-                c, conn.id, auditor=auditor, actor=uid, label=alias or provider
+                c, conn.id, origin=origin, label=alias or provider
             )
             async with c.uow_factory() as uow:
                 fresh = await uow.connections.get(conn.id)
@@ -149,8 +141,7 @@ def connect(
 
 async def _approve_in_sandbox(
     c: Container,
-    auditor: CliAuditor,
-    actor: UUID,
+    origin: Origin,
     provider: str,
     started: Any,
     no_sync: bool,
@@ -163,18 +154,11 @@ async def _approve_in_sandbox(
     from dashtam_core.application.exports import connection_to_dict
 
     conn = await approve_sandbox_grant(
-        c,
-        provider,
-        started.authorization_url,
-        auditor=auditor,
-        actor=actor,
-        connection_id=started.connection.id,
+        c, provider, started.authorization_url, origin=origin, connection_id=started.connection.id
     )
     out: dict[str, Any] = {"connection": connection_to_dict(conn)}
     if not no_sync:
-        out["sync"] = await sync_with_progress(
-            c, conn.id, auditor=auditor, actor=actor, label=alias or provider
-        )
+        out["sync"] = await sync_with_progress(c, conn.id, origin=origin, label=alias or provider)
         async with c.uow_factory() as uow:
             fresh = await uow.connections.get(conn.id)
         if fresh is not None:
@@ -214,12 +198,9 @@ def disconnect(
     connection_id = parse_uuid(connection, "connection")
 
     async def work(c: Container) -> dict[str, Any]:
-        auditor = CliAuditor.for_container(c)
         uid = await user_id_for(c, user)
-        async with auditor.action(
-            "connection.disconnect", actor=uid, object_type="connection", object_id=connection_id
-        ):
-            return connection_to_dict(unwrap(await do_disconnect(c, uid, connection_id)))
+        done = await do_disconnect(c, uid, connection_id, origin=cli_origin(uid))
+        return connection_to_dict(unwrap(done))
 
     out = run_with_container(work)
     if as_json:

@@ -1,6 +1,7 @@
 """``dashtam import FILE --user EMAIL``: import a statement file.
 
-Audited as ``import.create`` by the user (a failure when the file is refused); see
+Audited as ``import.create`` by the user, in the import's transaction (a failure when the file
+is refused), by the application service with the CLI origin; see
 :mod:`dashtam_api.cli.auditing`.
 """
 
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dashtam_api.cli.auditing import CliAuditor
+from dashtam_api.cli.auditing import cli_origin
 from dashtam_api.cli.data import (
     JsonOption,
     UserOption,
@@ -52,37 +53,26 @@ def import_file(
 
         from dashtam_core.application.imports import import_statement
 
-        auditor = CliAuditor.for_container(c)
         uid = await user_id_for(c, user)
-        asked = {"filename": file.name, "provider": provider or "", "bytes": len(data)}
-        async with auditor.action(
-            "import.create", actor=uid, object_type="import", details=asked
-        ) as audited:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                console=stderr_console(),
-                transient=True,
-                disable=not show_progress(),
-            ) as bar:
-                bar.add_task(f"importing {file.name}", total=None)
-                result = await import_statement(
-                    c,
-                    uid,
-                    file.name,
-                    data,
-                    provider=provider,
-                    account_id=account_id,
-                    connection_id=connection_id,
-                )
-            out = dict(unwrap(result).as_dict())
-            audited.object_id = out["id"]
-            audited.details.update(
-                connection_id=out["connection_id"],
-                transactions_added=out["transactions_added"],
-                transactions_skipped=out["transactions_skipped"],
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            console=stderr_console(),
+            transient=True,
+            disable=not show_progress(),
+        ) as bar:
+            bar.add_task(f"importing {file.name}", total=None)
+            result = await import_statement(
+                c,
+                uid,
+                file.name,
+                data,
+                provider=provider,
+                account_id=account_id,
+                connection_id=connection_id,
+                origin=cli_origin(uid),
             )
-        return out
+        return dict(unwrap(result).as_dict())
 
     out = run_with_container(work)
     if as_json:

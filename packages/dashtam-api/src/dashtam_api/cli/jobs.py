@@ -44,7 +44,9 @@ async def _run(kind: str, concurrency: int) -> None:
 
             redis = Redis.from_url(settings.redis_url)
             container.bus.subscribe_role("notify", redis_notify_handler(redis))
-        queue = JobQueue(container)
+        from dashtam_core.application.audit import SYSTEM
+
+        queue = JobQueue(container, scheduled_origin=SYSTEM)
         if kind == "worker":
             typer.echo(f"dashtam worker: consuming jobs (concurrency {concurrency})", err=True)
             await queue.run_worker(max_async_tasks=concurrency)

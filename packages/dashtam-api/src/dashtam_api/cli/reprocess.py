@@ -1,7 +1,7 @@
 """``dashtam reprocess CONNECTION_ID``: re-normalize a connection from its raw archive.
 
-Audited as ``connection.reprocess`` by the operator (no user is named); see
-:mod:`dashtam_api.cli.auditing`.
+Audited as ``connection.reprocess`` by the operator (no user is named), by the application
+service with the CLI origin; see :mod:`dashtam_api.cli.auditing`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dashtam_api.cli.auditing import CliAuditor
+from dashtam_api.cli.auditing import cli_origin
 from dashtam_api.cli.data import JsonOption, echo_json, parse_uuid, run_with_container, unwrap
 
 if TYPE_CHECKING:
@@ -27,13 +27,8 @@ def reprocess(
     connection_id = parse_uuid(connection, "connection")
 
     async def work(c: Container) -> dict[str, Any]:
-        auditor = CliAuditor.for_container(c)
-        async with auditor.action(
-            "connection.reprocess", actor=None, object_type="connection", object_id=connection_id
-        ) as audited:
-            out = dict(unwrap(await run_reprocess(c, connection_id)).as_dict())
-            audited.details.update({k: v for k, v in out.items() if k != "connection_id"})
-        return out
+        done = await run_reprocess(c, connection_id, origin=cli_origin(None))
+        return dict(unwrap(done).as_dict())
 
     out = run_with_container(work)
     if as_json:

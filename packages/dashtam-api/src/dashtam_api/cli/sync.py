@@ -1,8 +1,10 @@
 """``dashtam sync [CONNECTION_ID | --user EMAIL]``: sync now, with progress.
 
-Every sync is audited (``sync.finish`` on the connection, a failure when it ends ``failed`` or
-cannot run), and so is every OAuth grant completed against an in-process simulator
-(``connection.authorize``); see :mod:`dashtam_api.cli.auditing`.
+Every sync is audited by the application services with the CLI origin (see
+:mod:`dashtam_api.cli.auditing`), like a sync requested through the API: ``sync.start`` when
+the run is queued (a failure when the connection cannot be synced) and ``sync.finish`` in the
+transaction that finishes it (a failure when it ends ``failed``). A grant re-approved against
+an in-process OAuth simulator records ``connection.reauthorize`` and ``connection.authorize``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from uuid import UUID
 
 import typer
 
-from dashtam_api.cli.auditing import CliAuditor
+from dashtam_api.cli.auditing import cli_origin
 from dashtam_api.cli.data import (
     JsonOption,
     echo_json,
@@ -25,6 +27,7 @@ from dashtam_api.cli.data import (
 )
 
 if TYPE_CHECKING:
+    from dashtam_core.application.audit import Origin
     from dashtam_core.application.container import Container
 
 
@@ -33,14 +36,13 @@ async def approve_sandbox_grant(
     provider: str,
     authorization_url: str,
     *,
-    auditor: CliAuditor,
-    actor: UUID | None,
+    origin: Origin,
     connection_id: UUID,
 ) -> Any:
     """Play the browser of an OAuth flow against the in-process simulator; complete it.
 
-    Audited as ``connection.authorize`` of ``connection_id`` by ``actor`` (the credentials of
-    the connection are replaced).
+    Audited as ``connection.authorize`` of ``connection_id`` by ``origin`` (the credentials of
+    the connection are replaced), a failure when the simulator does not approve.
     """
     from urllib.parse import parse_qs, urlsplit
 
@@ -49,24 +51,25 @@ async def approve_sandbox_grant(
     from dashtam_core.application.connections import complete_oauth
     from dashtam_core.errors import ProviderProtocolError
 
-    async with auditor.action(
-        "connection.authorize",
-        actor=actor,
-        object_type="connection",
-        object_id=connection_id,
-        details={"provider": provider},
-    ):
-        async with httpx.AsyncClient(transport=c.http_transport(provider)) as browser:
-            answer = await browser.get(authorization_url)
-        query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
-        if "code" not in query or "state" not in query:
-            raise ProviderProtocolError(f"the {provider} sandbox did not approve the request")
-        return unwrap(await complete_oauth(c, query["state"][0], code=query["code"][0]))
+    async with httpx.AsyncClient(transport=c.http_transport(provider)) as browser:
+        answer = await browser.get(authorization_url)
+    query = parse_qs(urlsplit(answer.headers.get("location", "")).query)
+    if "code" not in query or "state" not in query:
+        refused = ProviderProtocolError(f"the {provider} sandbox did not approve the request")
+        await c.audit_failure(
+            origin,
+            "connection.authorize",
+            refused,
+            object_type="connection",
+            object_id=connection_id,
+            details={"provider": provider},
+        )
+        raise refused
+    done = await complete_oauth(c, query["state"][0], code=query["code"][0], origin=origin)
+    return unwrap(done)
 
 
-async def _regrant_in_sandbox(
-    c: Container, connection_id: UUID, *, auditor: CliAuditor, actor: UUID | None
-) -> None:
+async def _regrant_in_sandbox(c: Container, connection_id: UUID, *, origin: Origin) -> None:
     """In-process OAuth simulators forget their grants when a command ends: re-approve the
     connection in place (same connection and account ids) before syncing it."""
     from dashtam_core.application.connections import start_oauth
@@ -82,14 +85,11 @@ async def _regrant_in_sandbox(
         return
     if conn.status == ConnectionStatus.DISCONNECTED:
         return
-    started = unwrap(await start_oauth(c, conn.user_id, conn.provider, connection_id=conn.id))
+    started = unwrap(
+        await start_oauth(c, conn.user_id, conn.provider, connection_id=conn.id, origin=origin)
+    )
     await approve_sandbox_grant(
-        c,
-        conn.provider,
-        started.authorization_url,
-        auditor=auditor,
-        actor=actor,
-        connection_id=conn.id,
+        c, conn.provider, started.authorization_url, origin=origin, connection_id=conn.id
     )
 
 
@@ -97,49 +97,38 @@ async def sync_with_progress(
     c: Container,
     connection_id: UUID,
     *,
-    auditor: CliAuditor,
-    actor: UUID | None,
+    origin: Origin,
     force: bool = False,
     label: str = "",
 ) -> dict[str, Any]:
     """Run one sync (progress bar on a terminal) and return its ``GET /syncs/{id}`` object.
 
-    Audited as ``sync.finish`` of the connection by ``actor``: success, or failure when the
-    sync ends ``failed`` or cannot start.
+    Audited by ``origin``: ``sync.start`` and ``sync.finish`` of the connection (failures when
+    it cannot start or ends ``failed``).
     """
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from dashtam_core.application.exports import sync_run_to_dict
     from dashtam_core.application.syncing import sync_connection
-    from dashtam_core.domain.audit import AuditOutcome
     from dashtam_core.domain.events import SyncProgressed
 
-    async with auditor.action(
-        "sync.finish",
-        actor=actor,
-        object_type="connection",
-        object_id=connection_id,
-        details={"force": force},
-    ) as audited:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            console=stderr_console(),
-            transient=True,
-            disable=not show_progress(),
-        ) as bar:
-            task = bar.add_task(f"sync {label or connection_id}", total=None)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        console=stderr_console(),
+        transient=True,
+        disable=not show_progress(),
+    ) as bar:
+        task = bar.add_task(f"sync {label or connection_id}", total=None)
 
-            def on_progress(event: SyncProgressed) -> None:
-                total = f"/{event.total}" if event.total else ""
-                bar.update(task, description=f"sync {label}: {event.stage} {event.done}{total}")
+        def on_progress(event: SyncProgressed) -> None:
+            total = f"/{event.total}" if event.total else ""
+            bar.update(task, description=f"sync {label}: {event.stage} {event.done}{total}")
 
-            run = unwrap(await sync_connection(c, connection_id, force=force, progress=on_progress))
-        out = sync_run_to_dict(run)
-        audited.details.update({"sync_id": out["id"], "status": out["status"], **out["counts"]})
-        if out["status"] == "failed":
-            audited.outcome = AuditOutcome.FAILURE
-    return out
+        run = await sync_connection(
+            c, connection_id, force=force, progress=on_progress, origin=origin
+        )
+    return sync_run_to_dict(unwrap(run))
 
 
 def _summary(run: dict[str, Any]) -> str:
@@ -167,13 +156,10 @@ def sync(
     connection_id = parse_uuid(connection, "connection") if connection else None
 
     async def work(c: Container) -> list[dict[str, Any]]:
-        auditor = CliAuditor.for_container(c)
         if connection_id is not None:
-            await _regrant_in_sandbox(c, connection_id, auditor=auditor, actor=None)
-            run = await sync_with_progress(
-                c, connection_id, auditor=auditor, actor=None, force=force
-            )
-            return [run]
+            operator = cli_origin(None)
+            await _regrant_in_sandbox(c, connection_id, origin=operator)
+            return [await sync_with_progress(c, connection_id, origin=operator, force=force)]
         assert user is not None
         uid = await user_id_for(c, user)
         async with c.uow_factory() as uow:
@@ -188,11 +174,12 @@ def sync(
         if not wanted:
             raise ValidationError(f"{user} has no connection to sync")
         runs = []
+        origin = cli_origin(uid)
         for x in wanted:
-            await _regrant_in_sandbox(c, x.id, auditor=auditor, actor=uid)
+            await _regrant_in_sandbox(c, x.id, origin=origin)
             runs.append(
                 await sync_with_progress(
-                    c, x.id, auditor=auditor, actor=uid, force=force, label=x.alias or x.provider
+                    c, x.id, origin=origin, force=force, label=x.alias or x.provider
                 )
             )
         return runs

@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 
 from dashtam_api.events_hub import EventsHub
 from dashtam_core.adapters.jobs.tasks import JobQueue
+from dashtam_core.application.audit import SYSTEM, Origin
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import queue_sync, run_sync
 from dashtam_core.errors import DashtamError
@@ -61,27 +62,29 @@ class Runtime:
         scope: Sequence[str] | None = None,
         force: bool = False,
         start_date: date | None = None,
+        origin: Origin | None = None,
     ) -> SyncRun:
         """Queue a sync (or return the active one) and run it in the background.
 
         With a job queue (Redis) a worker runs it with the default scope; otherwise it runs
-        as a task of this process.
+        as a task of this process. ``origin`` (the requester) is audited: ``sync.start`` now,
+        ``sync.finish`` when the run ends.
 
         Raises:
             DashtamError: the connection cannot be synced.
         """
         if self.jobs is not None:
-            enqueued = await self.jobs.enqueue_sync(connection_id)
+            enqueued = await self.jobs.enqueue_sync(connection_id, origin=origin)
             if isinstance(enqueued, Err):
                 raise enqueued.error
             return enqueued.value
-        queued = await queue_sync(self.container, connection_id)
+        queued = await queue_sync(self.container, connection_id, origin=origin)
         if isinstance(queued, Err):
             raise queued.error
         run = queued.value
         if run.status == "queued" and run.started_at is None:
             task = asyncio.create_task(
-                self._run(run.id, scope=scope, force=force, start_date=start_date),
+                self._run(run.id, scope=scope, force=force, start_date=start_date, origin=origin),
                 name=f"dashtam-sync-{run.id}",
             )
             self.tasks.add(task)
@@ -95,9 +98,17 @@ class Runtime:
         scope: Sequence[str] | None,
         force: bool,
         start_date: date | None,
+        origin: Origin | None,
     ) -> None:
         try:
-            await run_sync(self.container, sync_id, scope=scope, force=force, start_date=start_date)
+            await run_sync(
+                self.container,
+                sync_id,
+                scope=scope,
+                force=force,
+                start_date=start_date,
+                origin=origin,
+            )
         except DashtamError as exc:
             log.warning("background_sync_failed", sync_id=str(sync_id), code=exc.code)
         except Exception as exc:
@@ -186,7 +197,7 @@ async def start_inprocess_jobs(app: Any) -> None:
         runtime = await build_runtime(state)
         state.runtime = runtime
     if runtime.periodic is None:
-        periodic = JobQueue(runtime.container)
+        periodic = JobQueue(runtime.container, scheduled_origin=SYSTEM)
         await periodic.start_in_process()
         runtime.periodic = periodic
 

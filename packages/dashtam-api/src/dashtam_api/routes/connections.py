@@ -8,6 +8,10 @@
 * ``POST .../reauthorizations`` repairs an OAuth connection in place (same connection and
   account ids).
 
+Every change is audited by the application service in its own transaction, with the caller's
+origin: ``connection.create``, ``connection.reauthorize``, ``connection.rename``,
+``connection.disconnect`` and the initial ``sync.start`` (refusals as failures).
+
 Another user's connection answers 404 exactly like a missing one.
 """
 
@@ -32,8 +36,14 @@ from dashtam_api.schemas.connections import (
     ReauthorizationOut,
 )
 from dashtam_core.application import queries
-from dashtam_core.application.connections import connect_api_key, disconnect, start_oauth
-from dashtam_core.domain.connection import AuthType, ConnectionStatus, ProviderConnection
+from dashtam_core.application.audit import Origin
+from dashtam_core.application.connections import (
+    connect_api_key,
+    disconnect,
+    rename,
+    start_oauth,
+)
+from dashtam_core.domain.connection import AuthType, ProviderConnection
 from dashtam_core.errors import DashtamError, FieldError, NotFound, ValidationError
 from dashtam_core.result import Err
 
@@ -73,7 +83,9 @@ def _unknown_provider(slug: str) -> ValidationError:
     )
 
 
-async def _create(runtime: Runtime, user_id: UUID, body: ConnectionCreate) -> dict[str, Any]:
+async def _create(
+    runtime: Runtime, user_id: UUID, body: ConnectionCreate, origin: Origin
+) -> dict[str, Any]:
     container = runtime.container
     if body.provider not in container.plugins.providers:
         raise _unknown_provider(body.provider)
@@ -91,10 +103,11 @@ async def _create(runtime: Runtime, user_id: UUID, body: ConnectionCreate) -> di
             body.credentials,
             options=body.options,
             alias=body.alias,
+            origin=origin,
         )
         if isinstance(made, Err):
             raise made.error
-        run = await runtime.start_sync(made.value.id)
+        run = await runtime.start_sync(made.value.id, origin=origin)
         await runtime.dispatch()
         out = ConnectionCreated(connection=ConnectionOut.of(made.value), sync_id=run.id)
         return out.model_dump(mode="json")
@@ -104,7 +117,9 @@ async def _create(runtime: Runtime, user_id: UUID, body: ConnectionCreate) -> di
                 "OAuth providers take no credentials; follow authorization_url",
                 errors=[FieldError("credentials", "not_allowed", "not used by OAuth providers")],
             )
-        started = await start_oauth(container, user_id, body.provider, alias=body.alias)
+        started = await start_oauth(
+            container, user_id, body.provider, alias=body.alias, origin=origin
+        )
         if isinstance(started, Err):
             raise started.error
         await runtime.dispatch()
@@ -132,7 +147,7 @@ async def create_connection(
     """Connect a provider: API keys are validated first; OAuth returns the authorization URL."""
 
     async def produce() -> tuple[int, Any]:
-        return 201, await _create(runtime, principal.user_id, body)
+        return 201, await _create(runtime, principal.user_id, body, principal.origin)
 
     fingerprint = json_fingerprint(await request.body())
     return await run_idempotent(
@@ -149,22 +164,19 @@ async def rename_connection(
     principal: CurrentPrincipal, runtime: RuntimeDep, id: UUID, body: ConnectionPatch
 ) -> ConnectionOut:
     """Rename a connection (``alias``)."""
-    async with runtime.container.uow_factory() as uow:
-        conn = await uow.connections.get_for_user(id, principal.user_id)
-        if conn is None:
-            raise NotFound(_MISSING)
-        if conn.alias != body.alias:
-            conn.alias = body.alias
-            await uow.connections.update(conn)
-            await uow.commit()
-    return ConnectionOut.of(conn)
+    done = await rename(
+        runtime.container, principal.user_id, id, body.alias, origin=principal.origin
+    )
+    if isinstance(done, Err):
+        raise done.error
+    return ConnectionOut.of(done.value)
 
 
 async def delete_connection(
     principal: CurrentPrincipal, runtime: RuntimeDep, id: UUID
 ) -> ConnectionOut:
     """Disconnect: credentials destroyed, data kept; the connection stays listed."""
-    done = await disconnect(runtime.container, principal.user_id, id)
+    done = await disconnect(runtime.container, principal.user_id, id, origin=principal.origin)
     if isinstance(done, Err):
         raise done.error
     await runtime.dispatch()
@@ -178,10 +190,12 @@ async def reauthorize_connection(
     conn = await owned_connection(runtime, principal.user_id, id)
 
     async def produce() -> tuple[int, Any]:
-        if conn.status == ConnectionStatus.DISCONNECTED:
-            raise ValidationError("a disconnected connection cannot be repaired")
         started = await start_oauth(
-            runtime.container, principal.user_id, conn.provider, connection_id=conn.id
+            runtime.container,
+            principal.user_id,
+            conn.provider,
+            connection_id=conn.id,
+            origin=principal.origin,
         )
         if isinstance(started, Err):
             error: DashtamError = started.error

@@ -80,6 +80,7 @@ async def create_import(
             provider=provider,
             account_id=account_id,
             connection_id=connection_id,
+            origin=principal.origin,
         )
         if isinstance(done, Err):
             raise _located(done.error)

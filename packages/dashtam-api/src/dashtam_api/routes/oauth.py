@@ -14,12 +14,12 @@ from functools import lru_cache
 from typing import Annotated
 
 import structlog
-from fastapi import Query
+from fastapi import Query, Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 from starlette.responses import HTMLResponse
 
-from dashtam_api.auth import RateLimited
+from dashtam_api.auth import RateLimited, request_origin
 from dashtam_api.registry import RouteSpec
 from dashtam_api.routes._runtime import RuntimeDep
 from dashtam_core.adapters.sqlalchemy.tables import oauth_states
@@ -70,6 +70,7 @@ def render_result(
 
 
 async def oauth_callback(
+    request: Request,
     provider: str,
     runtime: RuntimeDep,
     _: RateLimited,
@@ -78,7 +79,11 @@ async def oauth_callback(
     error: _Param = None,
     error_description: _Param = None,
 ) -> HTMLResponse:
-    """Finish an OAuth connection and show the result page."""
+    """Finish an OAuth connection and show the result page.
+
+    Audited as ``connection.authorize`` (a failure when refused) from the browser's IP and
+    user agent, by the user the ``state`` was issued to; the initial sync by that user too.
+    """
     container = runtime.container
     if provider not in container.plugins.providers:
         return render_result(
@@ -107,7 +112,8 @@ async def oauth_callback(
         ).scalar_one_or_none()
     if issued_for is not None and issued_for != provider:
         return failed("This authorization request was issued for another provider.")
-    finished = await complete_oauth(container, state, code=code, error=error)
+    origin = request_origin(request)
+    finished = await complete_oauth(container, state, code=code, error=error, origin=origin)
     await runtime.dispatch()
     if isinstance(finished, Err):
         if error:
@@ -115,7 +121,7 @@ async def oauth_callback(
         return failed(finished.error.message)
     conn_obj = finished.value
     try:
-        await runtime.start_sync(conn_obj.id)
+        await runtime.start_sync(conn_obj.id, origin=origin.as_actor(conn_obj.user_id))
     except DashtamError as exc:  # connected all the same; the user can sync later
         log.warning("initial_sync_not_started", connection_id=str(conn_obj.id), code=exc.code)
     await runtime.dispatch()

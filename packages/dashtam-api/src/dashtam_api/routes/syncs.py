@@ -44,6 +44,7 @@ async def start_sync(
             scope=params.scope,
             force=params.force,
             start_date=params.start_date,
+            origin=principal.origin,
         )
         out = SyncStarted(id=run.id, status=run.status, connection_id=run.connection_id)
         return 202, out.model_dump(mode="json")

@@ -43,6 +43,22 @@ class Origin:
 SYSTEM = Origin()
 
 
+def origin_to_job(origin: Origin | None) -> dict[str, str | None] | None:
+    """``origin`` as a JSON-ready job argument (a worker audits for the requester)."""
+    if origin is None:
+        return None
+    actor = None if origin.actor_id is None else str(origin.actor_id)
+    return {"actor_id": actor, "ip": origin.ip, "user_agent": origin.user_agent}
+
+
+def origin_from_job(value: Mapping[str, str | None] | None) -> Origin | None:
+    """The :class:`Origin` of :func:`origin_to_job` (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    actor = value.get("actor_id")
+    return Origin(UUID(actor) if actor else None, value.get("ip"), value.get("user_agent"))
+
+
 def _record(
     origin: Origin,
     action: str,
@@ -193,5 +209,7 @@ __all__ = [
     "audit",
     "audit_failure",
     "list_audit_events",
+    "origin_from_job",
+    "origin_to_job",
     "verify_audit_trail",
 ]

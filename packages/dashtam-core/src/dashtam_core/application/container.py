@@ -8,7 +8,11 @@ Container.create(settings)``) and close it at exit (``await container.aclose()``
   ``spec.factory(settings_model(**overrides), http_client)``;
 * the credential vault (keys from ``DASHTAM_VAULT_KEYS`` or ``DASHTAM_SECRET_DIR``; on the
   embedded SQLite default missing keys are generated there once, mode 0600);
-* the message bus (plugins' event handlers subscribed) and the outbox dispatcher.
+* the message bus (plugins' event handlers subscribed) and the outbox dispatcher;
+* the audit HMAC key (loaded on first use, like the security kit's: ``DASHTAM_AUDIT_HMAC_KEY``
+  or ``audit_hmac.key`` under the secret directory, generated there on the embedded SQLite
+  default) and :meth:`Container.audit` / :meth:`Container.audit_failure`, with which the
+  services record the changes they make in the same transaction (security.md, audit trail).
 
 Sandbox mode (``DASHTAM_SANDBOX=true``) points providers that ship a simulator at it. With
 ``sandbox_transport="http"`` (the API server) they talk HTTP to
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,15 +34,17 @@ from typing import Any, Literal
 
 import httpx
 from pydantic_settings import BaseSettings
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dashtam_core.adapters.http.budget import RequestBudget
 from dashtam_core.adapters.http.client import build_provider_client
 from dashtam_core.adapters.security.vault import VAULT_KEYS_FILE, CredentialVault
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWorkFactory
+from dashtam_core.application.audit import Origin, audit, audit_failure
 from dashtam_core.application.messagebus import HandlerFailure, MessageBus
-from dashtam_core.errors import ConfigurationError, NotFound
+from dashtam_core.domain.audit import AuditOutcome
+from dashtam_core.errors import ConfigurationError, DashtamError, NotFound
 from dashtam_core.plugins.manager import LoadedPlugins, build_plugin_manager
 from dashtam_core.plugins.registry import RegisteredProvider
 from dashtam_core.settings import CoreSettings
@@ -114,6 +121,8 @@ class Container:
         provider_settings_overrides: slug -> settings fields applied over the environment.
         request_budget: optional per-provider request budget shared by the HTTP clients
             (e.g. a ``RateLimiterBudget`` on Redis shared by every worker).
+        audit_hmac_key: the audit HMAC key (``None``: loaded on first use, see
+            :attr:`audit_key`).
     """
 
     settings: CoreSettings
@@ -126,6 +135,7 @@ class Container:
     http_transports: dict[str, httpx.AsyncBaseTransport] = field(default_factory=dict)
     provider_settings_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_budget: RequestBudget | None = None
+    audit_hmac_key: bytes | None = field(default=None, repr=False)
     _providers: dict[str, object] = field(default_factory=dict, repr=False)
     _clients: list[httpx.AsyncClient] = field(default_factory=list, repr=False)
     owns_engine: bool = field(default=True, repr=False)
@@ -143,6 +153,7 @@ class Container:
         http_transports: dict[str, httpx.AsyncBaseTransport] | None = None,
         provider_settings_overrides: dict[str, dict[str, Any]] | None = None,
         request_budget: RequestBudget | None = None,
+        audit_key: bytes | None = None,
     ) -> Container:
         """Build the container.
 
@@ -156,6 +167,7 @@ class Container:
             http_transports: slug -> transport overrides (tests against a live sandbox).
             provider_settings_overrides: slug -> settings field overrides.
             request_budget: per-provider request budget for the HTTP clients.
+            audit_key: the audit HMAC key (default: loaded on first use).
         """
         if migrate is None:
             migrate = settings.is_sqlite and engine is None
@@ -178,6 +190,7 @@ class Container:
             http_transports=dict(http_transports or {}),
             provider_settings_overrides=dict(provider_settings_overrides or {}),
             request_budget=request_budget,
+            audit_hmac_key=audit_key,
         )
         container.owns_engine = own_engine
         for event_type, handler in loaded.event_handlers:
@@ -248,6 +261,91 @@ class Container:
     def file_import_slugs(self) -> list[str]:
         """Slugs of installed ``file_import`` providers, sorted."""
         return [p.spec.slug for p in self.plugins.providers if p.spec.auth_type == "file_import"]
+
+    # -- audit trail ---------------------------------------------------------------------------
+
+    @property
+    def audit_key(self) -> bytes:
+        """The audit HMAC key, loaded once (key files generated first on the embedded default).
+
+        Raises:
+            ConfigurationError: no audit key outside the embedded SQLite default.
+        """
+        if self.audit_hmac_key is None:
+            from dashtam_core.adapters.security.keys import generate_all_keys, load_hmac_key
+
+            if self.settings.is_sqlite:
+                generate_all_keys(self.settings.secret_dir)
+            self.audit_hmac_key = load_hmac_key("audit_hmac", self.settings.secret_dir)
+        return self.audit_hmac_key
+
+    async def audit(
+        self,
+        conn: AsyncConnection,
+        origin: Origin | None,
+        action: str,
+        *,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        object_type: str | None = None,
+        object_id: object = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record ``action`` in the open transaction of ``conn`` (nothing when ``origin`` is None).
+
+        Services call it as the last statement before they commit the change it describes,
+        so the record commits or rolls back with the change, and the audit chain's lock
+        (held to the end of the transaction) is taken after every other lock.
+
+        Args:
+            conn: the connection of the caller's open transaction.
+            origin: who acts and from where; ``None`` for callers that do not audit.
+            action: the dotted action name (``connection.create``).
+            outcome: success, or failure for a change that records one (a failed sync).
+            object_type: the kind of object acted on.
+            object_id: its id.
+            details: extra non-secret facts.
+        """
+        if origin is None:
+            return
+        await audit(
+            conn,
+            self.audit_key,
+            origin,
+            action,
+            outcome=outcome,
+            object_type=object_type,
+            object_id=object_id,
+            details=details,
+        )
+
+    async def audit_failure(
+        self,
+        origin: Origin | None,
+        action: str,
+        error: Exception,
+        *,
+        object_type: str | None = None,
+        object_id: object = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record a refused ``action`` in a transaction of its own (nothing when no ``origin``).
+
+        The ``reason`` detail is the error's stable code (``internal_error`` for an error
+        that is not a :class:`~dashtam_core.errors.DashtamError`); its message is not stored,
+        as it may quote provider answers.
+        """
+        if origin is None:
+            return
+        reason = error.code if isinstance(error, DashtamError) else "internal_error"
+        await audit_failure(
+            self.engine,
+            self.audit_key,
+            origin,
+            action,
+            object_type=object_type,
+            object_id=object_id,
+            details={**(details or {}), "reason": reason},
+        )
 
     # -- events --------------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ the outbox. On PostgreSQL the transaction first takes the user's advisory lock (
 feed's, which every data writer of a user takes before any row lock), so concurrent imports of
 one user store exactly what importing them one after the other would.
 
+Given an ``origin``, the import is audited as ``import.create`` (object ``import``) in that same
+transaction; a refused file records a failure in a transaction of its own, and a file imported
+before (which adds nothing) records nothing.
+
 Account choice for a parsed account: the ``account_id`` argument (it must be the caller's) when
 given, else the parser's ``provider_account_id`` (OFX ``ACCTID``; for CSV the ``Chase1234``
 file-name prefix or a per-layout id) inside the file connection.
@@ -29,6 +33,8 @@ from sqlalchemy import select, update
 
 from dashtam_core.adapters.sqlalchemy.tables_data import imports
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from dashtam_core.application.audit import Origin
+from dashtam_core.application.connections import audit_refusal
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import upsert_accounts
 from dashtam_core.domain.account import Account
@@ -155,6 +161,7 @@ async def import_statement(
     provider: str | None = None,
     account_id: UUID | None = None,
     connection_id: UUID | None = None,
+    origin: Origin | None = None,
 ) -> Result[ImportResult, DashtamError]:
     """Import one statement file for ``user_id``.
 
@@ -166,16 +173,40 @@ async def import_statement(
         provider: the ``file_import`` provider slug (default: sniff every installed one).
         account_id: store every transaction in this (existing, own) account.
         connection_id: add to this existing file connection.
+        origin: who acts and from where (``None``: not audited).
 
     Returns:
         The import object, or ``Err(StatementParseError | ValidationError | NotFound)``
-        (nothing written).
+        (nothing written but the failure record).
     """
+    if origin is not None:
+        container.audit_key  # noqa: B018 - loads (or refuses) the key before anything happens
+    asked = {"filename": filename, "provider": provider or "", "bytes": len(data)}
+    done = await _import(
+        container, user_id, filename, data, provider, account_id, connection_id, origin, asked
+    )
+    return await audit_refusal(
+        container, origin, "import.create", done, object_type="import", details=asked
+    )
+
+
+async def _import(
+    container: Container,
+    user_id: UUID,
+    filename: str,
+    data: bytes,
+    provider: str | None,
+    account_id: UUID | None,
+    connection_id: UUID | None,
+    origin: Origin | None,
+    asked: dict[str, object],
+) -> Result[ImportResult, DashtamError]:
     if len(data) > container.settings.import_max_bytes:
         return Err(ValidationError(f"file too large (limit {container.settings.import_max_bytes})"))
     slug = provider or detect_provider(container, filename, data)
     if slug is None:
         return Err(ValidationError("the file is not a recognised statement format"))
+    asked["provider"] = slug
     try:
         spec = container.require_provider(slug).spec
     except NotFound as exc:
@@ -192,7 +223,17 @@ async def import_statement(
     if found is not None:
         return Ok(found)
     return await _store(
-        container, user_id, filename, data, digest, slug, statement, account_id, connection_id
+        container,
+        user_id,
+        filename,
+        data,
+        digest,
+        slug,
+        statement,
+        account_id,
+        connection_id,
+        origin,
+        asked,
     )
 
 
@@ -206,6 +247,8 @@ async def _store(
     statement: ParsedStatement,
     account_id: UUID | None,
     connection_id: UUID | None,
+    origin: Origin | None,
+    asked: dict[str, object],
 ) -> Result[ImportResult, DashtamError]:
     now = _now()
     events: list[DomainEvent] = []
@@ -320,6 +363,20 @@ async def _store(
             )
         )
         await write_events(uow.connection, events, now=now)
+        await container.audit(
+            uow.connection,
+            origin,
+            "import.create",
+            object_type="import",
+            object_id=import_id,
+            details={
+                **asked,
+                "connection_id": conn.id,
+                "connection_created": any(isinstance(e, ConnectionCreated) for e in events),
+                "transactions_added": added,
+                "transactions_skipped": skipped,
+            },
+        )
         await uow.commit()
     return Ok(ImportResult(import_id, conn.id, accounts, added, skipped))
 

@@ -12,6 +12,10 @@ implies, through the same engine as a sync (idempotent: an unchanged mapping wri
   re-runs its pure mapping functions on the archived pages (newest first). Accounts and
   transactions are updated (newest page wins); nothing is removed, because older pages still
   hold rows the provider later withdrew; holdings are left to the next sync.
+
+Given an ``origin``, the reprocess is audited as ``connection.reprocess`` with its counts in the
+transaction of its last unit (the accounts, then one transaction per account), so the record
+commits with the change that completes it; a refusal records a failure of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from uuid import UUID
 from sqlalchemy import select
 
 from dashtam_core.adapters.sqlalchemy.tables_data import imports, raw_payloads
+from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from dashtam_core.application.audit import Origin
+from dashtam_core.application.connections import audit_refusal
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import upsert_accounts
 from dashtam_core.domain.account import Account
@@ -124,7 +131,11 @@ async def _plan_files(
 
 
 async def reprocess(
-    container: Container, connection_id: UUID, *, user_id: UUID | None = None
+    container: Container,
+    connection_id: UUID,
+    *,
+    user_id: UUID | None = None,
+    origin: Origin | None = None,
 ) -> Result[ReprocessResult, DashtamError]:
     """Re-normalize ``connection_id`` from its archive.
 
@@ -132,7 +143,24 @@ async def reprocess(
         container: the application container.
         connection_id: the connection.
         user_id: when given, the connection must belong to this user.
+        origin: who acts and from where (``None``: not audited).
     """
+    if origin is not None:
+        container.audit_key  # noqa: B018 - loads (or refuses) the key before anything happens
+    done = await _reprocess(container, connection_id, user_id, origin)
+    return await audit_refusal(
+        container,
+        origin,
+        "connection.reprocess",
+        done,
+        object_type="connection",
+        object_id=connection_id,
+    )
+
+
+async def _reprocess(
+    container: Container, connection_id: UUID, user_id: UUID | None, origin: Origin | None
+) -> Result[ReprocessResult, DashtamError]:
     async with container.uow_factory() as uow:
         conn = (
             await uow.connections.get(connection_id)
@@ -176,14 +204,18 @@ async def reprocess(
             uow, conn, list(newest.values()), source="reprocess", now=now
         )
         stored = {a.id: a for a in await uow.accounts.list_for_connection(conn.id)}
+        merged: dict[UUID, list[ProviderTransaction]] = defaultdict(list)
+        for key, records in plan.by_account.items():
+            account: Account | None = by_pid.get(key) if isinstance(key, str) else stored.get(key)
+            if account is None and isinstance(key, str):
+                account = next((a for a in stored.values() if a.provider_account_id == key), None)
+            if account is not None:
+                merged[account.id].extend(records)
+        accounts = len(by_pid) or len(stored)
+        if not merged:  # nothing more to store: this transaction completes the reprocess
+            await _audit_done(container, uow, origin, conn.id, len(archive), accounts, 0, 0, 0)
         await uow.commit()
-    merged: dict[UUID, list[ProviderTransaction]] = defaultdict(list)
-    for key, records in plan.by_account.items():
-        account: Account | None = by_pid.get(key) if isinstance(key, str) else stored.get(key)
-        if account is None and isinstance(key, str):
-            account = next((a for a in stored.values() if a.provider_account_id == key), None)
-        if account is not None:
-            merged[account.id].extend(records)
+    last = next(reversed(merged), None)
     for account_id, records in merged.items():
         window = DateWindow(min(r.date for r in records), max(r.date for r in records))
         async with container.uow_factory() as uow:
@@ -198,14 +230,50 @@ async def reprocess(
             )
             if isinstance(result, Err):
                 return Err(result.error)
+            added += result.value.added
+            modified += result.value.modified
+            removed += result.value.removed
+            if account_id == last:
+                await _audit_done(
+                    container,
+                    uow,
+                    origin,
+                    conn.id,
+                    len(archive),
+                    accounts,
+                    added,
+                    modified,
+                    removed,
+                )
             await uow.commit()
-        added += result.value.added
-        modified += result.value.modified
-        removed += result.value.removed
-    return Ok(
-        ReprocessResult(
-            connection_id, len(archive), len(by_pid) or len(stored), added, modified, removed
-        )
+    return Ok(ReprocessResult(connection_id, len(archive), accounts, added, modified, removed))
+
+
+async def _audit_done(
+    container: Container,
+    uow: SqlAlchemyUnitOfWork,
+    origin: Origin | None,
+    connection_id: UUID,
+    payloads: int,
+    accounts: int,
+    added: int,
+    modified: int,
+    removed: int,
+) -> None:
+    """The ``connection.reprocess`` record, in the transaction of the last unit."""
+    await container.audit(
+        uow.connection,
+        origin,
+        "connection.reprocess",
+        object_type="connection",
+        object_id=connection_id,
+        details={
+            "payloads": payloads,
+            "accounts": accounts,
+            "transactions_added": added,
+            "transactions_modified": modified,
+            "transactions_removed": removed,
+        },
     )
 
 

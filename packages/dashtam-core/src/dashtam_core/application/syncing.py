@@ -16,6 +16,13 @@ ahead of expiry, and once more (with the refused token) when the provider says t
 Events: data events (``TransactionsChanged``, ``HoldingsSnapshotted`` ...) go through the outbox
 with the data; ``SyncStarted`` / ``SyncProgressed`` / ``SyncFinished`` are progress notifications
 published directly on the bus after each commit (an identical re-sync writes no outbox row).
+
+Audit (security.md): given an ``origin``, queuing a new run records ``sync.start`` in the
+transaction that inserts it (a refused request records a failure in a transaction of its own;
+asking while a run is active changes nothing and records nothing), and running it records
+``sync.finish`` (outcome ``failure`` when the run failed) in the transaction that finishes the
+run. Both are on object ``connection`` with the run's id in ``sync_id``. The actor is the user
+who asked (a worker receives the requester with the job), or the system for scheduled syncs.
 """
 
 from __future__ import annotations
@@ -26,9 +33,8 @@ from uuid import UUID
 
 import structlog
 
-from dashtam_core.application.connections import (
-    mark_needs_reauth,
-)
+from dashtam_core.application.audit import SYSTEM, Origin
+from dashtam_core.application.connections import audit_refusal, mark_needs_reauth
 from dashtam_core.application.container import Container
 from dashtam_core.application.stages import (
     TRANSACTIONS_WATERMARK,
@@ -37,6 +43,7 @@ from dashtam_core.application.stages import (
     SyncWorker,
     upsert_accounts,
 )
+from dashtam_core.domain.audit import AuditOutcome
 from dashtam_core.domain.connection import AuthType, ConnectionStatus, ProviderConnection
 from dashtam_core.domain.events import (
     ConnectionStatusChanged,
@@ -79,11 +86,34 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def queue_sync(container: Container, connection_id: UUID) -> Result[SyncRun, DashtamError]:
+async def queue_sync(
+    container: Container, connection_id: UUID, *, origin: Origin | None = None
+) -> Result[SyncRun, DashtamError]:
     """Queue a sync of the connection, or return the one already queued or running.
 
     A ``running`` run older than :data:`STALE_AFTER` is failed first (its worker died).
+
+    Args:
+        container: the application container.
+        connection_id: the connection to sync.
+        origin: who asks and from where (``None``: not audited).
     """
+    if origin is not None:
+        container.audit_key  # noqa: B018 - loads (or refuses) the key before anything happens
+    queued = await _queue(container, connection_id, origin)
+    return await audit_refusal(
+        container,
+        origin,
+        "sync.start",
+        queued,
+        object_type="connection",
+        object_id=connection_id,
+    )
+
+
+async def _queue(
+    container: Container, connection_id: UUID, origin: Origin | None
+) -> Result[SyncRun, DashtamError]:
     now = _now()
     async with container.uow_factory() as uow:
         conn = await uow.connections.get(connection_id)
@@ -102,7 +132,25 @@ async def queue_sync(container: Container, connection_id: UUID) -> Result[SyncRu
             await finish_sync_run(
                 uow.connection, run.id, succeeded=False, error="abandoned (worker stopped)"
             )
-            run, _ = await queue_sync_run(uow.connection, connection_id, now=now)
+            await container.audit(
+                uow.connection,
+                None if origin is None else SYSTEM,
+                "sync.finish",
+                outcome=AuditOutcome.FAILURE,
+                object_type="connection",
+                object_id=connection_id,
+                details={"sync_id": run.id, "status": SyncStatus.FAILED, "reason": "abandoned"},
+            )
+            run, created = await queue_sync_run(uow.connection, connection_id, now=now)
+        if created:
+            await container.audit(
+                uow.connection,
+                origin,
+                "sync.start",
+                object_type="connection",
+                object_id=connection_id,
+                details={"sync_id": run.id, "provider": conn.provider},
+            )
         await uow.commit()
     return Ok(run)
 
@@ -125,6 +173,7 @@ async def sync_connection(
     force: bool = False,
     start_date: date | None = None,
     progress: ProgressCallback | None = None,
+    origin: Origin | None = None,
 ) -> Result[SyncRun, DashtamError]:
     """Sync a connection now and return the finished run (or the one already running).
 
@@ -135,8 +184,10 @@ async def sync_connection(
         force: refresh OAuth tokens first even if they look fresh.
         start_date: fetch transactions from this date instead of the watermark.
         progress: called with every ``SyncProgressed`` (CLI progress bars).
+        origin: who asks and from where (``None``: not audited); it records both the start
+            and the finish.
     """
-    queued = await queue_sync(container, connection_id)
+    queued = await queue_sync(container, connection_id, origin=origin)
     if isinstance(queued, Err):
         return queued
     return await run_sync(
@@ -146,6 +197,7 @@ async def sync_connection(
         force=force,
         start_date=start_date,
         progress=progress,
+        origin=origin,
     )
 
 
@@ -157,8 +209,16 @@ async def run_sync(
     force: bool = False,
     start_date: date | None = None,
     progress: ProgressCallback | None = None,
+    origin: Origin | None = None,
 ) -> Result[SyncRun, DashtamError]:
-    """Run a queued sync (a job's entry point); an already started run is returned as is."""
+    """Run a queued sync (a job's entry point); an already started run is returned as is.
+
+    With an ``origin`` (the requester, or :data:`~dashtam_core.application.audit.SYSTEM` for
+    a scheduled sync) the outcome is audited as ``sync.finish`` in the transaction that
+    finishes the run.
+    """
+    if origin is not None:
+        container.audit_key  # noqa: B018 - loads (or refuses) the key before the run starts
     async with container.uow_factory() as uow:
         run = await get_sync_run(uow.connection, sync_id)
         if run is None:
@@ -181,9 +241,9 @@ async def run_sync(
     except Exception as exc:
         log.error("sync_crashed", sync_id=str(sync_id), error_type=type(exc).__name__)
         error = SyncFailed(f"internal error ({type(exc).__name__})")
-        await _finish(container, conn, sync_id, counts, error)
+        await _finish(container, conn, sync_id, counts, error, origin)
         raise
-    return Ok(await _finish(container, conn, sync_id, counts, error))
+    return Ok(await _finish(container, conn, sync_id, counts, error, origin))
 
 
 async def _finish(
@@ -192,6 +252,7 @@ async def _finish(
     sync_id: UUID,
     counts: SyncCounts,
     error: DashtamError | None,
+    origin: Origin | None,
 ) -> SyncRun:
     now = _now()
     if isinstance(error, AuthExpired | InvalidCredentials):
@@ -230,8 +291,21 @@ async def _finish(
         if events:
             await write_events(uow.connection, events, now=now)
         finished = await get_sync_run(uow.connection, sync_id)
+        assert finished is not None
+        tallies = {k: v for k, v in counts.as_dict().items() if k != "warnings"}
+        outcome = {"sync_id": sync_id, "status": finished.status, **tallies}
+        if error is not None:
+            outcome["reason"] = error.code
+        await container.audit(
+            uow.connection,
+            origin,
+            "sync.finish",
+            outcome=AuditOutcome.SUCCESS if error is None else AuditOutcome.FAILURE,
+            object_type="connection",
+            object_id=conn.id,
+            details=outcome,
+        )
         await uow.commit()
-    assert finished is not None
     await container.bus.publish(
         SyncFinished(
             user_id=conn.user_id,

@@ -48,6 +48,7 @@ from dashtam_core.adapters.sqlalchemy.tables import (
     sessions,
 )
 from dashtam_core.adapters.sqlalchemy.tables_data import outbox, sync_runs
+from dashtam_core.application.audit import Origin, origin_from_job, origin_to_job
 from dashtam_core.application.connections import expiry_warnings, refresh_credentials
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import queue_sync, run_sync
@@ -81,7 +82,8 @@ def _now() -> datetime:
 class Tasks:
     """The registered tasks (kick them with ``await task.kiq(...)``)."""
 
-    #: ``(sync_id, scope=None, force=False, start_date=None)`` (ISO date string).
+    #: ``(sync_id, scope=None, force=False, start_date=None, requested_by=None)`` (ISO date
+    #: string; ``requested_by``: the audit origin of whoever asked, see ``origin_to_job``).
     sync_connection: AsyncTaskiqDecoratedTask[..., Coroutine[Any, Any, dict[str, Any]]]
     scheduled_syncs: _CountTask
     refresh_tokens: _CountTask
@@ -97,6 +99,8 @@ class JobQueue:
         container: the process's application container.
         broker: a taskiq broker (default: :func:`build_broker` for the container's settings).
         sync_interval: how often the scheduler syncs each connection.
+        scheduled_origin: the audit origin of scheduled syncs (``SYSTEM`` in ``dashtam
+            worker`` and the in-process scheduler; ``None``: not audited).
     """
 
     def __init__(
@@ -105,8 +109,10 @@ class JobQueue:
         broker: AsyncBroker | None = None,
         *,
         sync_interval: timedelta = DEFAULT_SYNC_INTERVAL,
+        scheduled_origin: Origin | None = None,
     ) -> None:
         self.container = container
+        self.scheduled_origin = scheduled_origin
         self.broker = broker or build_broker(container.settings)
         self.sync_interval = sync_interval
         self.tasks = self._register()
@@ -120,6 +126,7 @@ class JobQueue:
         scope: list[str] | None = None,
         force: bool = False,
         start_date: str | None = None,
+        requested_by: dict[str, str | None] | None = None,
     ) -> dict[str, Any]:
         result = await run_sync(
             self.container,
@@ -127,6 +134,7 @@ class JobQueue:
             scope=scope,
             force=force,
             start_date=date.fromisoformat(start_date) if start_date else None,
+            origin=origin_from_job(requested_by),
         )
         if isinstance(result, Err):
             return {"id": sync_id, "status": "missing", "error": result.error.message}
@@ -172,11 +180,12 @@ class JobQueue:
             )
         kicked = {str(r) for r in orphans}
         for connection_id in due:
-            queued = await queue_sync(c, connection_id)
+            queued = await queue_sync(c, connection_id, origin=self.scheduled_origin)
             if isinstance(queued, Ok) and queued.value.status == SyncStatus.QUEUED:
                 kicked.add(str(queued.value.id))
+        requested_by = origin_to_job(self.scheduled_origin)
         for sync_id in sorted(kicked):
-            await self.tasks.sync_connection.kiq(sync_id)
+            await self.tasks.sync_connection.kiq(sync_id, None, False, None, requested_by)
         return len(kicked)
 
     async def _refresh_tokens(self) -> int:
@@ -260,8 +269,9 @@ class JobQueue:
             scope: list[str] | None = None,
             force: bool = False,
             start_date: str | None = None,
+            requested_by: dict[str, str | None] | None = None,
         ) -> dict[str, Any]:
-            return await self._sync(sync_id, scope, force, start_date)
+            return await self._sync(sync_id, scope, force, start_date, requested_by)
 
         async def scheduled_syncs() -> int:
             return await self._scheduled_syncs()
@@ -307,6 +317,7 @@ class JobQueue:
         scope: Sequence[str] | None = None,
         force: bool = False,
         start_date: date | None = None,
+        origin: Origin | None = None,
     ) -> Result[SyncRun, DashtamError]:
         """Queue a sync (or return the active one) and kick a worker for a queued run.
 
@@ -315,14 +326,16 @@ class JobQueue:
             scope: stages to run (default: all).
             force: refresh OAuth tokens first.
             start_date: fetch transactions from this date instead of the watermark.
+            origin: who asks (audited: ``sync.start`` now, ``sync.finish`` by the worker).
         """
-        queued = await queue_sync(self.container, connection_id)
+        queued = await queue_sync(self.container, connection_id, origin=origin)
         if isinstance(queued, Ok) and queued.value.status == SyncStatus.QUEUED:
             await self.tasks.sync_connection.kiq(
                 str(queued.value.id),
                 list(scope) if scope else None,
                 force,
                 start_date.isoformat() if start_date else None,
+                origin_to_job(origin),
             )
         return queued
 
