@@ -23,7 +23,7 @@ from dashtam_core.application.connections import connect_api_key, start_oauth
 from dashtam_core.application.container import Container
 from dashtam_core.application.syncing import queue_sync
 from dashtam_core.domain.connection import ProviderConnection
-from dashtam_core.domain.events import DomainEvent, TransactionsChanged
+from dashtam_core.domain.events import DomainEvent, SyncFinished, TransactionsChanged
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.user import User
 from dashtam_core.settings import CoreSettings
@@ -73,6 +73,13 @@ async def test_in_process_jobs_sync_once_and_dispatch(container: Container) -> N
     conn = await _connection(container)
     queue = JobQueue(container)
     await queue.broker.startup()
+    seen: list[DomainEvent] = []
+
+    async def collect(event: DomainEvent) -> None:
+        seen.append(event)
+
+    container.bus.subscribe(TransactionsChanged, collect)
+    container.bus.subscribe(SyncFinished, collect)
     try:
         first = (await queue_sync(container, conn.id)).unwrap()
         second = (await queue_sync(container, conn.id)).unwrap()
@@ -90,16 +97,13 @@ async def test_in_process_jobs_sync_once_and_dispatch(container: Container) -> N
         await queue.broker.wait_all()  # type: ignore[attr-defined]
         assert await _status(container, via_queue.id) == SyncStatus.SUCCEEDED
 
-        seen: list[DomainEvent] = []
-
-        async def collect(event: DomainEvent) -> None:
-            seen.append(event)
-
-        container.bus.subscribe(TransactionsChanged, collect)
+        # Each sync dispatched its own data events before announcing that it finished.
+        kinds = [type(e) for e in seen]
+        assert kinds.count(TransactionsChanged) == 1
+        assert kinds.index(TransactionsChanged) < kinds.index(SyncFinished)
         dispatched = await queue.tasks.dispatch_outbox.kiq()
         await queue.broker.wait_all()  # type: ignore[attr-defined]
-        assert (await dispatched.wait_result()).return_value >= 1
-        assert [type(e) for e in seen] == [TransactionsChanged]
+        assert (await dispatched.wait_result()).return_value == 0  # nothing left behind
         async with container.engine.connect() as db:
             left = (
                 await db.execute(

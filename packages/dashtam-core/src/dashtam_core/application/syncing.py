@@ -306,6 +306,12 @@ async def _finish(
             details=outcome,
         )
         await uow.commit()
+    # The run's data events (outbox, ids older than SyncFinished's) go out first: a client that
+    # saw sync.finished has seen its data events, and resuming after it misses none of them.
+    try:
+        await container.dispatch_outbox()
+    except Exception as exc:  # they stay in the outbox for the periodic dispatcher
+        log.warning("outbox_dispatch_failed", error_type=type(exc).__name__)
     await container.bus.publish(
         SyncFinished(
             user_id=conn.user_id,
