@@ -36,7 +36,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import orjson
@@ -52,10 +52,8 @@ from _common import (
     percentile,
     start_server,
 )
-from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dashtam_api.deps import get_engine
+from dashtam_api.deps import ReadEngineDep
 from dashtam_core.application.queries import DEFAULT_LIMIT
 from dashtam_core.domain.ids import uuid7
 
@@ -81,7 +79,7 @@ def make_app() -> Any:
     principal = Principal(UUID(os.environ[USER_ENV]), ("user",), uuid7())
 
     async def open_transactions(
-        engine: Annotated[AsyncEngine, Depends(get_engine)],
+        engine: ReadEngineDep,
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
     ) -> Any:
