@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,26 +13,15 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.cli.app import app as cli
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.domain.user import Role
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 Factory = Callable[..., Awaitable[tuple[DashtamApp, httpx.AsyncClient]]]
-
-
-@asynccontextmanager
-async def _serve(app: DashtamApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 @pytest.fixture
@@ -51,10 +39,10 @@ async def make(tmp_path: Path) -> AsyncIterator[Factory]:
         )
         app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
         app.state.security_options = {
-            "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
+            "hasher": support.fast_hasher(),
             "send_login_notices": False,
         }
-        context = _serve(app)
+        context = support.asgi_client(app)
         client = await context.__aenter__()
         contexts.append(context)
         return app, client
@@ -65,13 +53,8 @@ async def make(tmp_path: Path) -> AsyncIterator[Factory]:
 
 
 async def _seed(app: DashtamApp) -> None:
-    from starlette.requests import Request
-
-    kit = get_security(Request({"type": "http", "app": app}))
-    await identity.register(kit, "u@example.com", PASSWORD, origin=SYSTEM, verified=True)
-    await identity.register(
-        kit, "root@example.com", PASSWORD, origin=SYSTEM, roles=[Role.ADMIN], verified=True
-    )
+    await support.register(app, "u@example.com")
+    await support.register(app, "root@example.com", roles=[Role.ADMIN])
 
 
 async def _login(client: httpx.AsyncClient, email: str, **extra: str) -> httpx.Response:

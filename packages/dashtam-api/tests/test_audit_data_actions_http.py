@@ -10,11 +10,8 @@ leaves neither; concurrent actions keep the hash chain valid.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -22,6 +19,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
+import dashtam_api_test_support as support
 from dashtam_core.adapters.security.keys import load_hmac_key
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.tables import audit_events, provider_connections
@@ -29,23 +27,6 @@ from dashtam_core.adapters.sqlalchemy.tables_data import imports
 from dashtam_core.application.audit import verify_audit_trail
 from dashtam_core.application.container import Container
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
-
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 
 CHASE = Path(__file__).resolve().parents[2] / "dashtam-core/tests/fixtures/chase"
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}

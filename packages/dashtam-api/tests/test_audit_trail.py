@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,17 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.cli.app import app as cli
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
 from dashtam_core.adapters.security.keys import generate_all_keys
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
 from dashtam_core.adapters.sqlalchemy.migrate import upgrade
 from dashtam_core.adapters.sqlalchemy.tables import audit_events
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.domain.user import Role
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 
 
 @pytest.fixture
@@ -52,35 +48,13 @@ async def stack(
     monkeypatch.setenv("DASHTAM_SECRET_DIR", str(tmp_path / "keys"))
     monkeypatch.setenv("DASHTAM_REDIS_URL", redis_url or "")
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
-    options: dict[str, Any] = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
-        "send_login_notices": False,
-    }
-    if redis_url:
-        from dashtam_core.adapters.redis.rate_limiter import RedisRateLimiter
-
-        options["rate_limiter"] = RedisRateLimiter.from_url(
-            redis_url, prefix=f"test:{secrets.token_hex(6)}:"
-        )
-    app.state.security_options = options
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            from starlette.requests import Request
-
-            kit = get_security(Request({"type": "http", "app": app}))
-            await identity.register(kit, "u@example.com", PASSWORD, origin=SYSTEM, verified=True)
-            await identity.register(
-                kit,
-                "admin@example.com",
-                PASSWORD,
-                origin=SYSTEM,
-                roles=[Role.ADMIN],
-                verified=True,
-            )
-            yield app, client
-        if redis_url:
-            await options["rate_limiter"].aclose()
+    async with (
+        support.security_options(app, redis_url=redis_url, send_login_notices=False),
+        support.asgi_client(app) as client,
+    ):
+        await support.register(app, "u@example.com")
+        await support.register(app, "admin@example.com", roles=[Role.ADMIN])
+        yield app, client
 
 
 async def _token(client: httpx.AsyncClient, email: str) -> str:

@@ -20,21 +20,18 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.registry import RouteSpec
 from dashtam_api.settings import ApiSettings
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.user import Role
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 ROLES = ("readonly", "user", "admin", "auditor")
 #: Objects every signed-in role may read and write for itself.
 _SELF = {"users/me", "sessions"}
@@ -70,26 +67,14 @@ async def stack(tmp_path: Path) -> AsyncIterator[tuple[DashtamApp, httpx.AsyncCl
         "write_user=100000/min,sync_connection=100000/min",
     )
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
-    app.state.security_options = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
-        "send_login_notices": False,
-    }
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            kit = _kit(app)
-            for role in (*ROLES, "owner", "intruder"):
-                roles = [Role(role)] if role in ROLES else [Role.USER]
-                await identity.register(
-                    kit, f"{role}@example.com", PASSWORD, origin=SYSTEM, roles=roles, verified=True
-                )
-            yield app, client
-
-
-def _kit(app: DashtamApp) -> Any:
-    from starlette.requests import Request
-
-    return get_security(Request({"type": "http", "app": app}))
+    async with (
+        support.security_options(app, send_login_notices=False),
+        support.asgi_client(app) as client,
+    ):
+        for role in (*ROLES, "owner", "intruder"):
+            roles = [Role(role)] if role in ROLES else [Role.USER]
+            await support.register(app, f"{role}@example.com", roles=roles)
+        yield app, client
 
 
 async def _token(client: httpx.AsyncClient, who: str) -> tuple[str, str]:

@@ -7,35 +7,17 @@ sandbox data (shared fixtures README arithmetic) to the cent.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
-import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest_asyncio
 
+import dashtam_api_test_support as support
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
 
 

@@ -6,13 +6,10 @@ to ``/oauth/schwab/callback``); every callback answer is a 200 HTML page.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -20,26 +17,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import update
 
+import dashtam_api_test_support as support
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.tables import oauth_states
 from dashtam_core.application.connections import hash_state
-
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 
 
 @pytest_asyncio.fixture

@@ -7,38 +7,21 @@ process runs it, and the API reads the stored figures (to the cent) and the fini
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+import dashtam_api_test_support as support
 from dashtam_core.testing.databases import services_required
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 pytestmark = pytest.mark.redis
 
 

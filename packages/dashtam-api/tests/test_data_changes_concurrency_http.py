@@ -9,20 +9,18 @@ transaction exactly once as added, and the modifications, in commit order.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
-import sys
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
 import pytest_asyncio
 from sqlalchemy import func, select
 
+import dashtam_api_test_support as support
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.tables_data import transactions
 from dashtam_core.domain.transaction import TransactionSubtype, TransactionType
@@ -30,22 +28,6 @@ from dashtam_core.ports.provider import ProviderTransaction
 from dashtam_core.result import Ok
 from dashtam_core.sync.engine import ingest_transactions
 
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 WRITERS = 4
 BATCHES = 8
 PER_BATCH = 5

@@ -8,33 +8,15 @@ exports are empty, and Alice's data is unchanged afterwards.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest_asyncio
 
+import dashtam_api_test_support as support
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 #: Which of Alice's objects an ``{id}`` stands for, by path prefix.
 ID_KINDS = {
     "/api/v1/connections/{id}": "connection",

@@ -24,6 +24,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+import dashtam_api_test_support as support
 from dashtam_api.events_hub import DURABLE_EVENTS, EPHEMERAL_EVENTS, EVENT_NAMES
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
 from dashtam_core.adapters.sqlalchemy.tables_data import outbox
@@ -33,25 +34,6 @@ from dashtam_core.settings import CoreSettings
 from dashtam_core.testing.databases import services_required
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
-
-def _support() -> Any:
-    import importlib.util
-    import sys
-
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
 STATE = {"sse_heartbeat_seconds": 0.2}
 EPHEMERAL = {EVENT_NAMES.get(name, name) for name in EPHEMERAL_EVENTS}

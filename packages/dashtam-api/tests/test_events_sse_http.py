@@ -5,13 +5,11 @@ and (with Redis) fan-out across two API replicas and from a separate worker proc
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
@@ -19,25 +17,10 @@ import orjson
 import pytest
 import pytest_asyncio
 
+import dashtam_api_test_support as support
 from dashtam_core.testing.databases import services_required
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
-
-def _support() -> ModuleType:
-    name = "dashtam_api_tests_test_data_support"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_data_support.py")
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-support = _support()
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
 Messages = list[dict[str, Any]]
 

@@ -11,25 +11,23 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
+import dashtam_api_test_support as support
 from dashtam_api.cli.app import app as cli
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
 from dashtam_core.adapters.mail.outbox import read_outbox
 from dashtam_core.adapters.security.keys import generate_all_keys
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
 from dashtam_core.adapters.sqlalchemy.migrate import upgrade
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 NEW_PASSWORD = "violet tractor sings at midnight 7"
 RESET_PASSWORD = "granite pelican juggles thunder 9"
 
@@ -68,24 +66,11 @@ async def stack(
         await upgrade(database_url)
         generate_all_keys(settings.secret_dir)
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
-    options: dict[str, Any] = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
-        "login_delay_base": 0.0,
-    }
-    if redis_url:
-        from dashtam_core.adapters.redis.rate_limiter import RedisRateLimiter
-
-        options["rate_limiter"] = RedisRateLimiter.from_url(
-            redis_url, prefix=f"test:{secrets.token_hex(6)}:"
-        )
-    app.state.security_options = options
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client, settings
-        limiter = options.get("rate_limiter")
-        if limiter is not None:
-            await limiter.aclose()
+    async with (
+        support.security_options(app, redis_url=redis_url, login_delay_base=0.0),
+        support.asgi_client(app) as client,
+    ):
+        yield app, client, settings
 
 
 def _token_from_outbox(outbox: Path, to: str, subject_word: str) -> str:

@@ -12,15 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 
 
 async def _stack(
@@ -34,14 +31,9 @@ async def _stack(
     )
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
     app.state.security_options = {"send_login_notices": False, **options}
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            from starlette.requests import Request
-
-            kit = get_security(Request({"type": "http", "app": app}))
-            await identity.register(kit, "u@example.com", PASSWORD, origin=SYSTEM, verified=True)
-            yield app, client
+    async with support.asgi_client(app) as client:
+        await support.register(app, "u@example.com")
+        yield app, client
 
 
 @pytest.fixture
@@ -54,8 +46,9 @@ async def real_argon(tmp_path: Path) -> AsyncIterator[tuple[DashtamApp, httpx.As
 @pytest.fixture
 async def fast(tmp_path: Path) -> AsyncIterator[tuple[DashtamApp, httpx.AsyncClient]]:
     """Cheap argon2id and a measurable progressive delay."""
-    hasher = Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True)
-    async for pair in _stack(tmp_path, hasher=hasher, login_delay_base=0.05, login_delay_max=0.2):
+    async for pair in _stack(
+        tmp_path, hasher=support.fast_hasher(), login_delay_base=0.05, login_delay_max=0.2
+    ):
         yield pair
 
 

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,18 +19,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
+import dashtam_api_test_support as support
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
 from dashtam_core.adapters.security.keys import generate_all_keys
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
 from dashtam_core.adapters.sqlalchemy.migrate import upgrade
 from dashtam_core.adapters.sqlalchemy.tables import refresh_tokens, sessions
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.application.security_kit import SecurityKit
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 
 
 @pytest.fixture
@@ -52,34 +49,13 @@ async def stack(
         rate_limits="refresh_session=1000/min,read_user=1000/min,login_email=100/min",
     )
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
-    options: dict[str, Any] = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
-        "send_login_notices": False,
-    }
-    if redis_url:
-        from dashtam_core.adapters.redis.rate_limiter import RedisRateLimiter
-
-        options["rate_limiter"] = RedisRateLimiter.from_url(
-            redis_url, prefix=f"test:{secrets.token_hex(6)}:"
-        )
-    app.state.security_options = options
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            kit = _kit(app)
-            for email in ("a@example.com", "b@example.com"):
-                await identity.register(kit, email, PASSWORD, origin=SYSTEM, verified=True)
-            yield app, client
-        if redis_url:
-            await options["rate_limiter"].aclose()
-
-
-def _kit(app: DashtamApp) -> SecurityKit:  # the app's own kit
-    from starlette.requests import Request
-
-    from dashtam_api.auth import get_security
-
-    return get_security(Request({"type": "http", "app": app}))
+    async with (
+        support.security_options(app, redis_url=redis_url, send_login_notices=False),
+        support.asgi_client(app) as client,
+    ):
+        for email in ("a@example.com", "b@example.com"):
+            await support.register(app, email)
+        yield app, client
 
 
 async def _login(client: httpx.AsyncClient, email: str = "a@example.com") -> dict[str, Any]:
@@ -176,7 +152,7 @@ def _attacks(kit: SecurityKit, claims: dict[str, Any], other_sid: str) -> dict[s
 
 async def test_jwt_attack_corpus_is_refused(stack: tuple[DashtamApp, httpx.AsyncClient]) -> None:
     app, client = stack
-    kit = _kit(app)
+    kit = support.security_kit(app)
     mine = await _login(client)
     other = await _login(client, "b@example.com")
     claims = pyjwt.decode(mine["access_token"], options={"verify_signature": False})
@@ -302,7 +278,7 @@ async def test_signing_key_rotation_fails_no_request(
     from dashtam_core.adapters.security.keys import rotate_signing_key
 
     app, client = stack
-    kit = _kit(app)
+    kit = support.security_kit(app)
     before = await _login(client)
     old_kid = pyjwt.get_unverified_header(before["access_token"])["kid"]
     new_kid = rotate_signing_key(kit.settings.secret_dir, publish_lead=0.0)

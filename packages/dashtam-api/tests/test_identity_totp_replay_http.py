@@ -7,26 +7,21 @@ would have) share one database: SQLite, and PostgreSQL when configured. No Redis
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pyotp
 from sqlalchemy import select
-from starlette.requests import Request
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
 from dashtam_core.adapters.security.keys import generate_all_keys
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
 from dashtam_core.adapters.sqlalchemy.migrate import upgrade
 from dashtam_core.adapters.sqlalchemy.tables import audit_events, users
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 EMAIL = "mfa@example.com"
 
 
@@ -40,18 +35,10 @@ def _app(database_url: str, tmp_path: Path) -> DashtamApp:
     )
     app = create_app(settings)
     app.state.security_options = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
+        "hasher": support.fast_hasher(),
         "send_login_notices": False,
     }
     return app
-
-
-@asynccontextmanager
-async def _serve(app: DashtamApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 async def _login(client: httpx.AsyncClient, code: str | None = None) -> httpx.Response:
@@ -69,12 +56,11 @@ async def test_a_code_used_on_one_replica_is_refused_by_another(
     generate_all_keys(tmp_path / "keys")
     first, second = _app(database_url, tmp_path), _app(database_url, tmp_path)
     async with AsyncExitStack() as stack:
-        one = await stack.enter_async_context(_serve(first))
-        two = await stack.enter_async_context(_serve(second))
-        kit_one = get_security(Request({"type": "http", "app": first}))
-        kit_two = get_security(Request({"type": "http", "app": second}))
+        one = await stack.enter_async_context(support.asgi_client(first))
+        two = await stack.enter_async_context(support.asgi_client(second))
+        kit_one, kit_two = support.security_kit(first), support.security_kit(second)
         assert kit_one.engine is not kit_two.engine
-        await identity.register(kit_one, EMAIL, PASSWORD, origin=SYSTEM, verified=True)
+        await support.register(first, EMAIL)
 
         token = (await _login(one)).json()["access_token"]
         auth = {"Authorization": f"Bearer {token}"}

@@ -6,7 +6,6 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,12 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from dashtam_api.auth import get_security
+import dashtam_api_test_support as support
 from dashtam_api.main import DashtamApp, create_app
 from dashtam_api.settings import ApiSettings
-from dashtam_core.adapters.security.passwords import TEST_PARAMS, Argon2idHasher
-from dashtam_core.application import identity
-from dashtam_core.application.audit import SYSTEM
 from dashtam_core.plugins.manager import build_plugin_manager
 
-PASSWORD = "correct horse battery staple 42"
+PASSWORD = support.PASSWORD
 Factory = Callable[..., Awaitable[tuple[DashtamApp, httpx.AsyncClient]]]
 
 
@@ -30,14 +26,6 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def _serve(app: DashtamApp) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
 
 
 @pytest.fixture
@@ -57,12 +45,12 @@ async def make(tmp_path: Path) -> AsyncIterator[Factory]:
         )
         app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
         app.state.security_options = {
-            "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
+            "hasher": support.fast_hasher(),
             "send_login_notices": False,
             "login_delay_base": 0.0,
             **options,
         }
-        context = _serve(app)
+        context = support.asgi_client(app)
         client = await context.__aenter__()
         stack.append(context)
         return app, client
@@ -73,10 +61,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Factory]:
 
 
 async def _user(app: DashtamApp, email: str = "u@example.com") -> None:
-    from starlette.requests import Request
-
-    kit = get_security(Request({"type": "http", "app": app}))
-    await identity.register(kit, email, PASSWORD, origin=SYSTEM, verified=True)
+    await support.register(app, email)
 
 
 async def _login(client: httpx.AsyncClient, email: str = "u@example.com") -> httpx.Response:
@@ -210,11 +195,11 @@ async def test_shutdown_closes_the_limiters_redis_connections(tmp_path: Path) ->
     )
     app = create_app(settings, plugins=build_plugin_manager(load_only=[]))
     app.state.security_options = {
-        "hasher": Argon2idHasher(TEST_PARAMS, allow_weak_parameters=True),
+        "hasher": support.fast_hasher(),
         "send_login_notices": False,
         "login_delay_base": 0.0,
     }
-    async with _serve(app) as client:
+    async with support.asgi_client(app) as client:
         await _user(app)
         assert (await _login(client)).status_code == 201
         kit = app.state.security

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dashtam_core.adapters.jobs.broker import build_broker
 from dashtam_core.adapters.jobs.tasks import JobQueue
-from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables import oauth_states
 from dashtam_core.adapters.sqlalchemy.tables_data import outbox, sync_runs
 from dashtam_core.application.connections import connect_api_key, start_oauth
@@ -25,10 +24,9 @@ from dashtam_core.application.syncing import queue_sync
 from dashtam_core.domain.connection import ProviderConnection
 from dashtam_core.domain.events import DomainEvent, SyncFinished, TransactionsChanged
 from dashtam_core.domain.ids import uuid7
-from dashtam_core.domain.user import User
-from dashtam_core.settings import CoreSettings
 from dashtam_core.sync.runs import SyncStatus, get_sync_run
 from dashtam_core.testing.databases import services_required
+from dashtam_core.testing.seeding import sandbox_container, seed_user
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
@@ -38,26 +36,13 @@ KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
 async def container(
     engine: AsyncEngine, migrated_url: str, tmp_path: Path
 ) -> AsyncIterator[Container]:
-    settings = CoreSettings(
-        database_url=migrated_url, sandbox=True, secret_dir=tmp_path / "k", _env_file=None
-    )
-    c = await Container.create(
-        settings,
-        engine=engine,
-        migrate=False,
-        sandbox_transport="asgi",
-        vault=CredentialVault.generate(),
-    )
-    try:
+    async with sandbox_container(engine, migrated_url, tmp_path / "k") as c:
         yield c
-    finally:
-        await c.aclose()
 
 
 async def _connection(c: Container) -> ProviderConnection:
-    user = User(id=uuid7(), email="j@example.com", password_hash="x", created_at=datetime.now(UTC))
     async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
+        user = await seed_user(uow, email="j@example.com")
         await uow.commit()
     return (await connect_api_key(c, user.id, "alpaca", KEYS)).unwrap()
 

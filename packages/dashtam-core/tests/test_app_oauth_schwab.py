@@ -34,6 +34,7 @@ from dashtam_core.domain.user import User
 from dashtam_core.result import Err
 from dashtam_core.settings import CoreSettings
 from dashtam_core.sync.runs import SyncStatus
+from dashtam_core.testing.seeding import seed_user
 from dashtam_provider_schwab.sandbox import SchwabSandbox, create_sandbox_app
 
 
@@ -74,9 +75,8 @@ async def env(engine: AsyncEngine, migrated_url: str, tmp_path: Path) -> AsyncIt
         vault=CredentialVault.generate(),
         http_transports={"schwab": transport},
     )
-    user = User(id=uuid7(), email="s@example.com", password_hash="x", created_at=datetime.now(UTC))
     async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
+        user = await seed_user(uow, email="s@example.com")
         await uow.commit()
     try:
         yield Env(c, app.state.sandbox, transport, user)

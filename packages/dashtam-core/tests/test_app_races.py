@@ -21,7 +21,6 @@ import pytest_asyncio
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables import accounts, provider_connections
 from dashtam_core.adapters.sqlalchemy.tables_data import balance_snapshots, transactions
 from dashtam_core.application.connections import connect_api_key
@@ -33,11 +32,10 @@ from dashtam_core.domain.account import AccountType
 from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.snapshot import BalanceSnapshot
-from dashtam_core.domain.user import User
 from dashtam_core.ports.provider import ProviderAccount
-from dashtam_core.settings import CoreSettings
 from dashtam_core.sync.balances import balance_history, balance_snapshot, upsert_balance_snapshots
 from dashtam_core.sync.runs import SyncStatus
+from dashtam_core.testing.seeding import sandbox_container, seed_user
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
@@ -49,31 +47,13 @@ T0 = datetime(2025, 4, 30, 10, 0, tzinfo=UTC)
 async def container(
     engine: AsyncEngine, migrated_url: str, tmp_path: Path
 ) -> AsyncIterator[Container]:
-    settings = CoreSettings(
-        database_url=migrated_url, sandbox=True, secret_dir=tmp_path / "keys", _env_file=None
-    )
-    c = await Container.create(
-        settings,
-        engine=engine,
-        migrate=False,
-        sandbox_transport="asgi",
-        vault=CredentialVault.generate(),
-    )
-    try:
+    async with sandbox_container(engine, migrated_url, tmp_path / "keys") as c:
         yield c
-    finally:
-        await c.aclose()
 
 
 async def _user(c: Container) -> UUID:
-    user = User(
-        id=uuid7(),
-        email=f"{uuid7().hex}@example.com",
-        password_hash="x",
-        created_at=datetime.now(UTC),
-    )
     async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
+        user = await seed_user(uow)
         await uow.commit()
     return user.id
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest_asyncio
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables_data import change_log, outbox, transactions
 from dashtam_core.application.connections import connect_api_key
 from dashtam_core.application.container import Container
@@ -23,7 +21,7 @@ from dashtam_core.domain.user import User
 from dashtam_core.errors import StatementParseError, ValidationError
 from dashtam_core.ports.provider import ParsedStatement, StatementParser
 from dashtam_core.result import Err, Ok, Result
-from dashtam_core.settings import CoreSettings
+from dashtam_core.testing.seeding import sandbox_container, seed_user
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chase"
@@ -33,26 +31,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "chase"
 async def container(
     engine: AsyncEngine, migrated_url: str, tmp_path: Path
 ) -> AsyncIterator[Container]:
-    settings = CoreSettings(
-        database_url=migrated_url, sandbox=True, secret_dir=tmp_path / "k", _env_file=None
-    )
-    c = await Container.create(
-        settings,
-        engine=engine,
-        migrate=False,
-        sandbox_transport="asgi",
-        vault=CredentialVault.generate(),
-    )
-    try:
+    async with sandbox_container(engine, migrated_url, tmp_path / "k") as c:
         yield c
-    finally:
-        await c.aclose()
 
 
 async def _user(c: Container) -> User:
-    user = User(id=uuid7(), email="r@example.com", password_hash="x", created_at=datetime.now(UTC))
     async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
+        user = await seed_user(uow, email="r@example.com")
         await uow.commit()
     return user
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,11 +26,11 @@ from dashtam_core.application.connections import complete_oauth, connect_api_key
 from dashtam_core.application.container import Container
 from dashtam_core.application.reprocess import ReprocessResult, reprocess
 from dashtam_core.application.syncing import sync_connection
-from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import TransactionSubtype
 from dashtam_core.domain.user import User
 from dashtam_core.settings import CoreSettings
 from dashtam_core.sync.runs import SyncStatus
+from dashtam_core.testing.seeding import seed_user
 from dashtam_provider_alpaca import mapping as alpaca_mapping
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 from dashtam_provider_alpaca.sandbox import create_sandbox_app as alpaca_sandbox
@@ -73,9 +72,8 @@ async def env(engine: AsyncEngine, migrated_url: str, tmp_path: Path) -> AsyncIt
         vault=CredentialVault.generate(),
         http_transports={"alpaca": alpaca, "schwab": schwab},
     )
-    user = User(id=uuid7(), email="ra@example.com", password_hash="x", created_at=datetime.now(UTC))
     async with c.uow_factory() as uow:
-        (await uow.users.add(user)).unwrap()
+        user = await seed_user(uow, email="ra@example.com")
         await uow.commit()
     try:
         yield Env(c, alpaca, schwab, user)

@@ -11,7 +11,6 @@ import pytest_asyncio
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables import provider_connections
 from dashtam_core.adapters.sqlalchemy.tables_data import (
     change_log,
@@ -28,8 +27,8 @@ from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.user import User
 from dashtam_core.errors import InvalidCredentials
 from dashtam_core.result import Err, Ok
-from dashtam_core.settings import CoreSettings
 from dashtam_core.sync.runs import SyncStatus
+from dashtam_core.testing.seeding import sandbox_container
 from dashtam_provider_alpaca.sandbox import SANDBOX_API_KEY_ID, SANDBOX_SECRET_KEY
 
 KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
@@ -39,20 +38,8 @@ KEYS = {"api_key_id": SANDBOX_API_KEY_ID, "secret_key": SANDBOX_SECRET_KEY}
 async def container(
     engine: AsyncEngine, migrated_url: str, tmp_path: Path
 ) -> AsyncIterator[Container]:
-    settings = CoreSettings(
-        database_url=migrated_url, sandbox=True, secret_dir=tmp_path / "keys", _env_file=None
-    )
-    c = await Container.create(
-        settings,
-        engine=engine,
-        migrate=False,
-        sandbox_transport="asgi",
-        vault=CredentialVault.generate(),
-    )
-    try:
+    async with sandbox_container(engine, migrated_url, tmp_path / "keys") as c:
         yield c
-    finally:
-        await c.aclose()
 
 
 async def _user(c: Container) -> User:

@@ -14,12 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dashtam_core.adapters.sqlalchemy.tables_data import change_log, outbox, transactions
-from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from dashtam_core.domain.account import Account, AccountType
-from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7, uuid7_batch, uuid7_time_ms
 from dashtam_core.domain.transaction import TransactionStatus, TransactionSubtype, TransactionType
-from dashtam_core.domain.user import User
 from dashtam_core.ports.provider import ProviderTransaction
 from dashtam_core.result import Err, Ok
 from dashtam_core.sync import DateWindow, TransactionCounts, changes_since, ingest_transactions
@@ -30,6 +26,7 @@ from dashtam_core.sync.copyin import (
     copy_new_transactions,
 )
 from dashtam_core.sync.identity import checked_transactions, transaction_hash
+from dashtam_core.testing.seeding import seed_account_chain
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 WINDOW = DateWindow(date(2024, 1, 1), date(2025, 12, 31))
@@ -54,36 +51,8 @@ def tx(key: str, amount: str = "-10.00", day: int = 0, **extra: object) -> Provi
 
 async def make_account(engine: AsyncEngine) -> tuple[UUID, UUID]:
     """A user, a connection and an account; returns (user_id, account_id)."""
-    user_id, conn_id, account_id = uuid7(), uuid7(), uuid7()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        user = User(
-            id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=NOW
-        )
-        assert isinstance(await uow.users.add(user), Ok)
-        await uow.connections.add(
-            ProviderConnection(
-                id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                status=ConnectionStatus.ACTIVE,
-                created_at=NOW,
-            )
-        )
-        await uow.accounts.add(
-            Account(
-                id=account_id,
-                connection_id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                provider_account_id="ACC-1",
-                name="Checking",
-                type=AccountType.CHECKING,
-                currency="USD",
-                created_at=NOW,
-            )
-        )
-        await uow.commit()
-    return user_id, account_id
+    user, _, account = await seed_account_chain(engine, created_at=NOW)
+    return user.id, account.id
 
 
 async def ingest(

@@ -20,8 +20,6 @@ from dashtam_core.adapters.sqlalchemy.tables_data import (
     transactions,
 )
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from dashtam_core.domain.account import Account, AccountType
-from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import (
     SecurityLeg,
@@ -29,7 +27,6 @@ from dashtam_core.domain.transaction import (
     TransactionSubtype,
     TransactionType,
 )
-from dashtam_core.domain.user import User
 from dashtam_core.errors import ValidationError
 from dashtam_core.ports.provider import ProviderTransaction
 from dashtam_core.result import Err, Ok
@@ -40,42 +37,15 @@ from dashtam_core.sync import (
     event_from_payload,
     ingest_transactions,
 )
+from dashtam_core.testing.seeding import seed_account_chain
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 async def make_account(engine: AsyncEngine) -> tuple[UUID, UUID]:
     """Create a user, a connection and an account; return (user_id, account_id)."""
-    user_id, conn_id, account_id = uuid7(), uuid7(), uuid7()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        added = await uow.users.add(
-            User(id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=NOW)
-        )
-        assert isinstance(added, Ok)
-        await uow.connections.add(
-            ProviderConnection(
-                id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                status=ConnectionStatus.ACTIVE,
-                created_at=NOW,
-            )
-        )
-        await uow.accounts.add(
-            Account(
-                id=account_id,
-                connection_id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                provider_account_id="ACC-1",
-                name="Checking",
-                type=AccountType.CHECKING,
-                currency="USD",
-                created_at=NOW,
-            )
-        )
-        await uow.commit()
-    return user_id, account_id
+    user, _, account = await seed_account_chain(engine, created_at=NOW)
+    return user.id, account.id
 
 
 def tx(

@@ -16,13 +16,10 @@ from dashtam_core.adapters.sqlalchemy.tables_data import (
     holdings,
     outbox,
 )
-from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from dashtam_core.domain.account import Account, AccountType
-from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
+from dashtam_core.domain.account import AccountType
 from dashtam_core.domain.events import HoldingsSnapshotted
 from dashtam_core.domain.holding import AssetType, CostBasis, CostBasisUnit
 from dashtam_core.domain.ids import uuid7
-from dashtam_core.domain.user import User
 from dashtam_core.errors import ValidationError
 from dashtam_core.ports.provider import ProviderHolding, RawPayload
 from dashtam_core.result import Err, Ok
@@ -45,42 +42,21 @@ from dashtam_core.sync import (
     start_sync_run,
     upsert_balance_snapshots,
 )
+from dashtam_core.testing.seeding import seed_account_chain
 
 T0 = datetime(2025, 3, 3, 21, 0, tzinfo=UTC)
 
 
 async def make_account(engine: AsyncEngine) -> tuple[UUID, UUID, UUID]:
     """Create a user, a connection and a brokerage account; return their ids."""
-    user_id, conn_id, account_id = uuid7(), uuid7(), uuid7()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        added = await uow.users.add(
-            User(id=user_id, email=f"{user_id.hex}@example.com", password_hash="x", created_at=T0)
-        )
-        assert isinstance(added, Ok)
-        await uow.connections.add(
-            ProviderConnection(
-                id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                status=ConnectionStatus.ACTIVE,
-                created_at=T0,
-            )
-        )
-        await uow.accounts.add(
-            Account(
-                id=account_id,
-                connection_id=conn_id,
-                user_id=user_id,
-                provider="fake",
-                provider_account_id="BRK-1",
-                name="Brokerage",
-                type=AccountType.BROKERAGE,
-                currency="USD",
-                created_at=T0,
-            )
-        )
-        await uow.commit()
-    return user_id, conn_id, account_id
+    user, connection, account = await seed_account_chain(
+        engine,
+        provider_account_id="BRK-1",
+        name="Brokerage",
+        type=AccountType.BROKERAGE,
+        created_at=T0,
+    )
+    return user.id, connection.id, account.id
 
 
 def pos(
