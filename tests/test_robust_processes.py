@@ -9,8 +9,9 @@ loopback in this test's event loop, 3,000 activities in pages of 100).
   copy must consist of complete units only (sync.md rule 2): all of the account's transactions or
   none, the watermark only with its rows, one change-log ``added`` per stored row, one
   ``TransactionsChanged`` event per stored unit. The orphaned ``running`` run keeps blocking a
-  second sync until it is stale (``STALE_AFTER``, backdated here), then the next sync fails it as
-  abandoned and completes the copy, which must then equal the sandbox's truth.
+  second sync until it has sent no heartbeat for ``STALE_AFTER`` (its ``started_at`` and
+  ``heartbeat_at`` backdated here), then the next sync fails it as abandoned and completes the
+  copy, which must then equal the sandbox's truth.
 * Racing: three processes sync one connection while a fourth syncs another connection of the
   same user; every process ends cleanly and both copies equal the truth.
 """
@@ -339,12 +340,15 @@ async def test_sigkill_at_random_points_then_rerun(rig: Rig) -> None:
             blocked = (await sync_connection(c, cid)).unwrap()
             assert (blocked.id, blocked.status) == (orphan.id, SyncStatus.RUNNING)
             assert await _stored(c, cid) == after_kill
-            # ...until it is stale; then it is failed as abandoned and a new run completes.
+            # ...until it is stale (its heartbeats died with the process; the window is
+            # backdated here rather than waited for); then it is failed as abandoned and a
+            # new run completes.
+            silent_since = datetime.now(UTC) - STALE_AFTER - timedelta(seconds=1)
             async with c.engine.begin() as db:
                 await db.execute(
                     update(sync_runs)
                     .where(sync_runs.c.id == orphan.id)
-                    .values(started_at=datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1))
+                    .values(started_at=silent_since, heartbeat_at=silent_since)
                 )
         rerun = (await sync_connection(c, cid)).unwrap()
         assert rerun.status == SyncStatus.SUCCEEDED, rerun.error

@@ -4,8 +4,9 @@ A Schwab connection has two accounts; a sync stores accounts, then per account i
 and its transactions, each its own database transaction with the account's watermark. A child
 process (``robust_support/sync_once.py``) is killed at a random point; afterwards every account
 must be all-or-nothing on its own (its watermark present exactly when all of its transactions
-are, one change-log ``added`` per row), and the re-run, once the dead run is stale, completes
-the copy to the sandbox's truth without duplicating what the killed run had stored.
+are, one change-log ``added`` per row), and the re-run, once the dead run's last heartbeat is
+older than the stale window, completes the copy to the sandbox's truth without duplicating
+what the killed run had stored.
 """
 
 from __future__ import annotations
@@ -272,13 +273,16 @@ async def test_sigkill_between_account_units(
                 expected = (*truth[pid], True) if marked else (0, Decimal(0), False)
                 assert (rows, total, marked) == expected, (pid, state)
             partial += 0 < sum(m for *_, m in state.values()) < len(truth)
+            # The killed run's heartbeats stopped with its process: backdate its last sign of
+            # life past the stale window instead of waiting for it.
+            silent_since = datetime.now(UTC) - STALE_AFTER - timedelta(seconds=1)
             async with c.engine.begin() as db:
                 orphan = await active_sync_run(db, cid)
                 if orphan is not None:
                     await db.execute(
                         update(sync_runs)
                         .where(sync_runs.c.id == orphan.id)
-                        .values(started_at=datetime.now(UTC) - STALE_AFTER - timedelta(minutes=1))
+                        .values(started_at=silent_since, heartbeat_at=silent_since)
                     )
             if seed is None:
                 assert sorted(m for *_, m in state.values()) == [False, True], state

@@ -20,7 +20,7 @@ from dashtam_core.adapters.sqlalchemy.tables import oauth_states
 from dashtam_core.adapters.sqlalchemy.tables_data import outbox, sync_runs
 from dashtam_core.application.connections import connect_api_key, start_oauth
 from dashtam_core.application.container import Container
-from dashtam_core.application.syncing import queue_sync
+from dashtam_core.application.syncing import STALE_AFTER, queue_sync
 from dashtam_core.domain.connection import ProviderConnection
 from dashtam_core.domain.events import DomainEvent, SyncFinished, TransactionsChanged
 from dashtam_core.domain.ids import uuid7
@@ -157,6 +157,58 @@ async def test_scheduler_recovers_stale_runs_and_prunes(container: Container) ->
             assert (
                 await db.execute(select(func.count()).select_from(oauth_states))
             ).scalar_one() == 0
+    finally:
+        await queue.broker.shutdown()
+
+
+async def test_scheduler_fails_runs_whose_heartbeats_stopped(container: Container) -> None:
+    """A dead worker's run is failed by the scheduler's sweep even when its connection is not
+    due, and the connection is re-synced; a run whose heartbeats keep coming is left alone."""
+    dead_conn = await _connection(container)
+    async with container.uow_factory() as uow:
+        other_user = await seed_user(uow)
+        await uow.commit()
+    live_conn = (await connect_api_key(container, other_user.id, "alpaca", KEYS)).unwrap()
+    queue = JobQueue(container, heartbeat_every=timedelta(milliseconds=10))
+    await queue.broker.startup()
+    try:
+        for cid in (dead_conn.id, live_conn.id):  # both synced just now: neither is due
+            (await queue.enqueue_sync(cid)).unwrap()
+        await queue.broker.wait_all()  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        dead, live = uuid7(), uuid7()
+        async with container.engine.begin() as db:
+            for run_id, cid, beat in (
+                (dead, dead_conn.id, now - STALE_AFTER - timedelta(seconds=1)),
+                (live, live_conn.id, now),
+            ):
+                await db.execute(
+                    sync_runs.insert().values(
+                        id=run_id,
+                        connection_id=cid,
+                        status="running",
+                        counts={},
+                        created_at=now - timedelta(hours=1),
+                        started_at=now - timedelta(hours=1),
+                        heartbeat_at=beat,
+                    )
+                )
+        kicked = await queue.tasks.scheduled_syncs.kiq()
+        await queue.broker.wait_all()  # type: ignore[attr-defined]
+        assert (await kicked.wait_result()).return_value == 1
+        await queue.broker.wait_all()  # type: ignore[attr-defined]
+        assert await _status(container, dead) == SyncStatus.FAILED
+        assert await _status(container, live) == SyncStatus.RUNNING
+        async with container.engine.connect() as db:
+            rows = (
+                await db.execute(
+                    select(sync_runs.c.status, sync_runs.c.counts)
+                    .where(sync_runs.c.connection_id == dead_conn.id)
+                    .order_by(sync_runs.c.created_at)
+                )
+            ).all()
+        assert [r.status for r in rows] == ["failed", "succeeded", "succeeded"]
+        assert rows[-1].counts["transactions_added"] == 0  # the re-sync duplicated nothing
     finally:
         await queue.broker.shutdown()
 

@@ -1,11 +1,15 @@
 """``sync_connection``: fetch a connection's data from its provider and store it (sync.md).
 
 One ``sync_runs`` row per sync; a sync requested while one is queued or running for the same
-connection returns that one (a partial unique index makes this hold across processes). A run
-left ``running`` longer than :data:`STALE_AFTER` (its worker was killed) is marked failed and a
-new one may start: every stage is its own database transaction (accounts + balances; holdings
-per account; transactions per account with its watermark), so a killed sync leaves complete
-units only and the next run finishes the work.
+connection returns that one (a partial unique index makes this hold across processes). While a
+run executes, a background task stamps its ``heartbeat_at`` every :data:`HEARTBEAT_EVERY`, each
+in a short transaction of its own. A ``running`` run not heard from for :data:`STALE_AFTER`
+(``coalesce(heartbeat_at, started_at)``; a few missed heartbeats: its worker was killed) is
+marked failed as abandoned by the next :func:`queue_sync` of its connection or by
+:func:`fail_stale_runs` (the scheduler), and a new one may start; a long sync whose heartbeats
+keep coming is never failed. Every stage is its own database transaction (accounts + balances;
+holdings per account; transactions per account with its watermark), so a killed sync leaves
+complete units only and the next run finishes the work.
 
 Stages: accounts (upsert + balance snapshots) → holdings (engine snapshot) → transactions (first
 sync ``settings.sync_history_days`` back, later syncs from the watermark minus
@@ -27,11 +31,14 @@ who asked (a worker receives the requester with the job), or the system for sche
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.application.audit import SYSTEM, Origin
 from dashtam_core.application.connections import audit_refusal, mark_needs_reauth
@@ -63,6 +70,8 @@ from dashtam_core.sync.outbox import write_events
 from dashtam_core.sync.runs import (
     SyncRun,
     SyncStatus,
+    abandon_stale_runs,
+    beat_sync_run,
     finish_sync_run,
     get_sync_run,
     queue_sync_run,
@@ -71,8 +80,12 @@ from dashtam_core.sync.runs import (
 
 log = structlog.get_logger(__name__)
 
-#: A run still ``running`` after this long is presumed dead (its worker was killed).
-STALE_AFTER = timedelta(minutes=30)
+#: How often a running sync stamps its ``heartbeat_at``.
+HEARTBEAT_EVERY = timedelta(seconds=15)
+#: A ``running`` run not heard from for this long (a few missed heartbeats) lost its worker.
+STALE_AFTER = timedelta(minutes=2)
+#: Name prefix of the heartbeat tasks (``asyncio.Task.get_name()``), followed by the sync id.
+HEARTBEAT_TASK_PREFIX = "dashtam-sync-heartbeat-"
 SCOPES = ("accounts", "balances", "holdings", "transactions")
 
 
@@ -87,20 +100,26 @@ def _now() -> datetime:
 
 
 async def queue_sync(
-    container: Container, connection_id: UUID, *, origin: Origin | None = None
+    container: Container,
+    connection_id: UUID,
+    *,
+    origin: Origin | None = None,
+    stale_after: timedelta = STALE_AFTER,
 ) -> Result[SyncRun, DashtamError]:
     """Queue a sync of the connection, or return the one already queued or running.
 
-    A ``running`` run older than :data:`STALE_AFTER` is failed first (its worker died).
+    A ``running`` run not heard from for ``stale_after`` is failed first (its worker died),
+    audited as ``sync.finish`` with outcome ``failure`` and reason ``abandoned``.
 
     Args:
         container: the application container.
         connection_id: the connection to sync.
         origin: who asks and from where (``None``: not audited).
+        stale_after: how long a running run may go without a heartbeat.
     """
     if origin is not None:
         container.audit_key  # noqa: B018 - loads (or refuses) the key before anything happens
-    queued = await _queue(container, connection_id, origin)
+    queued = await _queue(container, connection_id, origin, stale_after)
     return await audit_refusal(
         container,
         origin,
@@ -112,7 +131,7 @@ async def queue_sync(
 
 
 async def _queue(
-    container: Container, connection_id: UUID, origin: Origin | None
+    container: Container, connection_id: UUID, origin: Origin | None, stale_after: timedelta
 ) -> Result[SyncRun, DashtamError]:
     now = _now()
     async with container.uow_factory() as uow:
@@ -123,25 +142,13 @@ async def _queue(
         if problem is not None:
             return Err(problem)
         run, created = await queue_sync_run(uow.connection, connection_id, now=now)
-        if (
-            not created
-            and run.status == SyncStatus.RUNNING
-            and run.started_at is not None
-            and run.started_at < now - STALE_AFTER
-        ):
-            await finish_sync_run(
-                uow.connection, run.id, succeeded=False, error="abandoned (worker stopped)"
+        if not created and run.status == SyncStatus.RUNNING:
+            abandoned = await abandon_stale_runs(
+                uow.connection, cutoff=now - stale_after, sync_id=run.id, now=now
             )
-            await container.audit(
-                uow.connection,
-                None if origin is None else SYSTEM,
-                "sync.finish",
-                outcome=AuditOutcome.FAILURE,
-                object_type="connection",
-                object_id=connection_id,
-                details={"sync_id": run.id, "status": SyncStatus.FAILED, "reason": "abandoned"},
-            )
-            run, created = await queue_sync_run(uow.connection, connection_id, now=now)
+            if abandoned:
+                await _audit_abandoned(container, uow.connection, origin, run.id, connection_id)
+                run, created = await queue_sync_run(uow.connection, connection_id, now=now)
         if created:
             await container.audit(
                 uow.connection,
@@ -153,6 +160,56 @@ async def _queue(
             )
         await uow.commit()
     return Ok(run)
+
+
+async def fail_stale_runs(
+    container: Container,
+    *,
+    stale_after: timedelta = STALE_AFTER,
+    origin: Origin | None = None,
+) -> list[UUID]:
+    """Fail every ``running`` run not heard from for ``stale_after`` (the scheduler's sweep).
+
+    Each is audited as :func:`queue_sync` audits an abandoned run (``sync.finish``, outcome
+    ``failure``, reason ``abandoned``), in the transaction that fails it.
+
+    Args:
+        container: the application container.
+        stale_after: how long a running run may go without a heartbeat.
+        origin: ``None``: not audited; otherwise the actor is the system.
+
+    Returns:
+        The ids of the connections whose run was abandoned (sorted, each once).
+    """
+    if origin is not None:
+        container.audit_key  # noqa: B018 - loads (or refuses) the key before anything happens
+    now = _now()
+    async with container.uow_factory() as uow:
+        abandoned = await abandon_stale_runs(uow.connection, cutoff=now - stale_after, now=now)
+        for sync_id, connection_id in abandoned:
+            await _audit_abandoned(container, uow.connection, origin, sync_id, connection_id)
+        await uow.commit()
+    for sync_id, connection_id in abandoned:
+        log.warning("sync_abandoned", sync_id=str(sync_id), connection_id=str(connection_id))
+    return sorted({connection_id for _, connection_id in abandoned})
+
+
+async def _audit_abandoned(
+    container: Container,
+    db: AsyncConnection,
+    origin: Origin | None,
+    sync_id: UUID,
+    connection_id: UUID,
+) -> None:
+    await container.audit(
+        db,
+        None if origin is None else SYSTEM,
+        "sync.finish",
+        outcome=AuditOutcome.FAILURE,
+        object_type="connection",
+        object_id=connection_id,
+        details={"sync_id": sync_id, "status": SyncStatus.FAILED, "reason": "abandoned"},
+    )
 
 
 def _unsyncable(container: Container, conn: ProviderConnection) -> DashtamError | None:
@@ -174,6 +231,8 @@ async def sync_connection(
     start_date: date | None = None,
     progress: ProgressCallback | None = None,
     origin: Origin | None = None,
+    heartbeat_every: timedelta = HEARTBEAT_EVERY,
+    stale_after: timedelta = STALE_AFTER,
 ) -> Result[SyncRun, DashtamError]:
     """Sync a connection now and return the finished run (or the one already running).
 
@@ -186,8 +245,11 @@ async def sync_connection(
         progress: called with every ``SyncProgressed`` (CLI progress bars).
         origin: who asks and from where (``None``: not audited); it records both the start
             and the finish.
+        heartbeat_every: how often the run stamps its ``heartbeat_at`` while it executes.
+        stale_after: how long an active running run may go without a heartbeat before it is
+            failed as abandoned (see :func:`queue_sync`).
     """
-    queued = await queue_sync(container, connection_id, origin=origin)
+    queued = await queue_sync(container, connection_id, origin=origin, stale_after=stale_after)
     if isinstance(queued, Err):
         return queued
     return await run_sync(
@@ -198,6 +260,7 @@ async def sync_connection(
         start_date=start_date,
         progress=progress,
         origin=origin,
+        heartbeat_every=heartbeat_every,
     )
 
 
@@ -210,12 +273,15 @@ async def run_sync(
     start_date: date | None = None,
     progress: ProgressCallback | None = None,
     origin: Origin | None = None,
+    heartbeat_every: timedelta = HEARTBEAT_EVERY,
 ) -> Result[SyncRun, DashtamError]:
     """Run a queued sync (a job's entry point); an already started run is returned as is.
 
     With an ``origin`` (the requester, or :data:`~dashtam_core.application.audit.SYSTEM` for
     a scheduled sync) the outcome is audited as ``sync.finish`` in the transaction that
-    finishes the run.
+    finishes the run. While the stages run, ``heartbeat_at`` is stamped every
+    ``heartbeat_every`` (the first stamp one interval after ``started_at``); the heartbeat
+    task is stopped and awaited before the run is finished, whatever the outcome.
     """
     if origin is not None:
         container.audit_key  # noqa: B018 - loads (or refuses) the key before the run starts
@@ -235,7 +301,8 @@ async def run_sync(
     worker = SyncWorker(container, conn, sync_id, counts, progress)
     error: DashtamError | None = None
     try:
-        outcome = await worker.run(set(scope or SCOPES), force=force, start_date=start_date)
+        async with _heartbeat(container, sync_id, heartbeat_every):
+            outcome = await worker.run(set(scope or SCOPES), force=force, start_date=start_date)
         if isinstance(outcome, Err):
             error = outcome.error
     except Exception as exc:
@@ -244,6 +311,50 @@ async def run_sync(
         await _finish(container, conn, sync_id, counts, error, origin)
         raise
     return Ok(await _finish(container, conn, sync_id, counts, error, origin))
+
+
+@asynccontextmanager
+async def _heartbeat(container: Container, sync_id: UUID, every: timedelta) -> AsyncIterator[None]:
+    """Stamp the run's ``heartbeat_at`` every ``every`` while the body runs.
+
+    The task is stopped and awaited on the way out, whatever the outcome: a stamp in flight
+    completes (its short transaction is never cut in half), then the task ends.
+    """
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        _beat(container, sync_id, every, stop), name=f"{HEARTBEAT_TASK_PREFIX}{sync_id}"
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:  # we are cancelled while waiting: do not leave it behind
+            task.cancel()
+            raise
+
+
+async def _beat(container: Container, sync_id: UUID, every: timedelta, stop: asyncio.Event) -> None:
+    """The heartbeat loop: one short transaction per stamp; errors are logged, never raised."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), every.total_seconds())
+            return
+        except TimeoutError:
+            pass
+        try:
+            async with container.uow_factory() as uow:
+                alive = await beat_sync_run(uow.connection, sync_id)
+                await uow.commit()
+        except Exception as exc:  # a missed stamp; the next one may get through
+            log.warning(
+                "sync_heartbeat_failed", sync_id=str(sync_id), error_type=type(exc).__name__
+            )
+            continue
+        if not alive:  # failed as abandoned (a stall longer than the stale window) or finished
+            log.warning("sync_heartbeat_lost", sync_id=str(sync_id))
+            return
 
 
 async def _finish(
@@ -328,11 +439,14 @@ async def _finish(
 
 
 __all__ = [
+    "HEARTBEAT_EVERY",
+    "HEARTBEAT_TASK_PREFIX",
     "SCOPES",
     "STALE_AFTER",
     "TRANSACTIONS_WATERMARK",
     "ProgressCallback",
     "SyncFailed",
+    "fail_stale_runs",
     "queue_sync",
     "run_sync",
     "sync_connection",

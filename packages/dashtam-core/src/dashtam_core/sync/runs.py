@@ -4,6 +4,12 @@ The partial unique index ``uq_sync_runs_active_connection`` (connection_id WHERE
 ('queued', 'running')) makes "a sync requested while one runs returns the running one" hold
 across processes: :func:`queue_sync_run` inserts with ``ON CONFLICT DO NOTHING`` and otherwise
 returns the active run.
+
+Liveness: while a run executes, its worker stamps ``heartbeat_at`` every few seconds
+(:func:`beat_sync_run`). A ``running`` run whose ``coalesce(heartbeat_at, started_at)`` is older
+than a cut-off has lost its worker (SIGKILL, OOM, host loss); :func:`abandon_stale_runs` fails
+it with one conditional ``UPDATE`` (the same SQL on SQLite and PostgreSQL), so a heartbeat that
+commits first keeps the run alive and a run is never failed twice.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dashtam_core.adapters.sqlalchemy.tables_data import sync_runs
@@ -22,6 +28,8 @@ from dashtam_core.domain.ids import uuid7
 from dashtam_core.sync.upsert import insert_for
 
 _ACTIVE_WHERE = "status IN ('queued', 'running')"
+#: The ``error`` of a run failed because its worker stopped sending heartbeats.
+ABANDONED_ERROR = "abandoned (worker stopped)"
 
 
 class SyncStatus(StrEnum):
@@ -48,6 +56,7 @@ class SyncRun:
     finished_at: datetime | None = None
     counts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    heartbeat_at: datetime | None = None
 
 
 def _run(r: Any) -> SyncRun:
@@ -60,6 +69,7 @@ def _run(r: Any) -> SyncRun:
         finished_at=r.finished_at,
         counts=dict(r.counts or {}),
         error=r.error,
+        heartbeat_at=r.heartbeat_at,
     )
 
 
@@ -125,6 +135,55 @@ async def start_sync_run(
     return bool(result.rowcount)
 
 
+async def beat_sync_run(
+    conn: AsyncConnection, sync_id: UUID, *, now: datetime | None = None
+) -> bool:
+    """Stamp a running run's ``heartbeat_at``; False when it is no longer running."""
+    result = await conn.execute(
+        update(sync_runs)
+        .where(sync_runs.c.id == sync_id, sync_runs.c.status == str(SyncStatus.RUNNING))
+        .values(heartbeat_at=now or datetime.now(UTC))
+    )
+    return bool(result.rowcount)
+
+
+def stale_run(cutoff: datetime) -> ColumnElement[bool]:
+    """The condition "a running run whose last sign of life is older than ``cutoff``"."""
+    last_seen = func.coalesce(sync_runs.c.heartbeat_at, sync_runs.c.started_at)
+    return (sync_runs.c.status == str(SyncStatus.RUNNING)) & (last_seen < cutoff)
+
+
+async def abandon_stale_runs(
+    conn: AsyncConnection,
+    *,
+    cutoff: datetime,
+    sync_id: UUID | None = None,
+    now: datetime | None = None,
+) -> list[tuple[UUID, UUID]]:
+    """Fail the running runs not heard from since ``cutoff``; return their ``(id, connection_id)``.
+
+    Args:
+        conn: the connection of the caller's open transaction.
+        cutoff: runs whose ``coalesce(heartbeat_at, started_at)`` is older are abandoned.
+        sync_id: only this run (``None``: every stale run).
+        now: the ``finished_at`` to record.
+    """
+    condition = stale_run(cutoff)
+    if sync_id is not None:
+        condition = condition & (sync_runs.c.id == sync_id)
+    rows = await conn.execute(
+        update(sync_runs)
+        .where(condition)
+        .values(
+            status=str(SyncStatus.FAILED),
+            finished_at=now or datetime.now(UTC),
+            error=ABANDONED_ERROR,
+        )
+        .returning(sync_runs.c.id, sync_runs.c.connection_id)
+    )
+    return sorted((r.id, r.connection_id) for r in rows)
+
+
 async def finish_sync_run(
     conn: AsyncConnection,
     sync_id: UUID,
@@ -152,12 +211,16 @@ async def finish_sync_run(
 
 
 __all__ = [
+    "ABANDONED_ERROR",
     "ACTIVE_STATUSES",
     "SyncRun",
     "SyncStatus",
+    "abandon_stale_runs",
     "active_sync_run",
+    "beat_sync_run",
     "finish_sync_run",
     "get_sync_run",
     "queue_sync_run",
+    "stale_run",
     "start_sync_run",
 ]

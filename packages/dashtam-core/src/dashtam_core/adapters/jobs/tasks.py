@@ -7,9 +7,11 @@ task                            schedule       what it does (each is safe to run
 =============================== ============== =================================================
 ``dashtam.sync_connection``     on demand      runs a queued ``sync_runs`` row (only one process
                                                can move it to ``running``)
-``dashtam.scheduled_syncs``     every 15 min   queues syncs of connections not synced for
-                                               ``sync_interval``; re-kicks queued runs nobody
-                                               started; fails stale ``running`` runs
+``dashtam.scheduled_syncs``     every 15 min   fails ``running`` runs without a heartbeat
+                                               for ``stale_after`` (their worker died) and
+                                               re-syncs their connections; queues syncs of
+                                               connections not synced for ``sync_interval``;
+                                               re-kicks queued runs nobody started
 ``dashtam.refresh_tokens``      every 5 min    refreshes OAuth access tokens expiring soon
                                                (serialized per connection)
 ``dashtam.expiry_warnings``     hourly         ``ConnectionExpiring`` days ahead (once each)
@@ -51,7 +53,13 @@ from dashtam_core.adapters.sqlalchemy.tables_data import outbox, sync_runs
 from dashtam_core.application.audit import Origin, origin_from_job, origin_to_job
 from dashtam_core.application.connections import expiry_warnings, refresh_credentials
 from dashtam_core.application.container import Container
-from dashtam_core.application.syncing import queue_sync, run_sync
+from dashtam_core.application.syncing import (
+    HEARTBEAT_EVERY,
+    STALE_AFTER,
+    fail_stale_runs,
+    queue_sync,
+    run_sync,
+)
 from dashtam_core.domain.connection import AuthType, ConnectionStatus
 from dashtam_core.errors import DashtamError
 from dashtam_core.result import Err, Ok, Result
@@ -101,6 +109,9 @@ class JobQueue:
         sync_interval: how often the scheduler syncs each connection.
         scheduled_origin: the audit origin of scheduled syncs (``SYSTEM`` in ``dashtam
             worker`` and the in-process scheduler; ``None``: not audited).
+        heartbeat_every: how often a sync run by this process stamps its ``heartbeat_at``.
+        stale_after: a ``running`` run without a heartbeat for this long lost its worker and
+            is failed as abandoned (by the scheduler, or when a new sync is asked for).
     """
 
     def __init__(
@@ -110,11 +121,15 @@ class JobQueue:
         *,
         sync_interval: timedelta = DEFAULT_SYNC_INTERVAL,
         scheduled_origin: Origin | None = None,
+        heartbeat_every: timedelta = HEARTBEAT_EVERY,
+        stale_after: timedelta = STALE_AFTER,
     ) -> None:
         self.container = container
         self.scheduled_origin = scheduled_origin
         self.broker = broker or build_broker(container.settings)
         self.sync_interval = sync_interval
+        self.heartbeat_every = heartbeat_every
+        self.stale_after = stale_after
         self.tasks = self._register()
         self._background: asyncio.Task[None] | None = None
 
@@ -135,6 +150,7 @@ class JobQueue:
             force=force,
             start_date=date.fromisoformat(start_date) if start_date else None,
             origin=origin_from_job(requested_by),
+            heartbeat_every=self.heartbeat_every,
         )
         if isinstance(result, Err):
             return {"id": sync_id, "status": "missing", "error": result.error.message}
@@ -142,8 +158,12 @@ class JobQueue:
         return {"id": str(run.id), "status": str(run.status), "error": run.error}
 
     async def _scheduled_syncs(self) -> int:
-        """Queue due syncs and re-kick orphaned queued runs; return how many were kicked."""
+        """Fail abandoned runs, queue due syncs (and syncs of the connections whose run was
+        abandoned), re-kick orphaned queued runs; return how many were kicked."""
         c = self.container
+        abandoned = await fail_stale_runs(
+            c, stale_after=self.stale_after, origin=self.scheduled_origin
+        )
         now = _now()
         pc = provider_connections
         api_slugs = [
@@ -179,8 +199,10 @@ class JobQueue:
                 .all()
             )
         kicked = {str(r) for r in orphans}
-        for connection_id in due:
-            queued = await queue_sync(c, connection_id, origin=self.scheduled_origin)
+        for connection_id in sorted({*due, *abandoned}):
+            queued = await queue_sync(
+                c, connection_id, origin=self.scheduled_origin, stale_after=self.stale_after
+            )
             if isinstance(queued, Ok) and queued.value.status == SyncStatus.QUEUED:
                 kicked.add(str(queued.value.id))
         requested_by = origin_to_job(self.scheduled_origin)
@@ -328,7 +350,9 @@ class JobQueue:
             start_date: fetch transactions from this date instead of the watermark.
             origin: who asks (audited: ``sync.start`` now, ``sync.finish`` by the worker).
         """
-        queued = await queue_sync(self.container, connection_id, origin=origin)
+        queued = await queue_sync(
+            self.container, connection_id, origin=origin, stale_after=self.stale_after
+        )
         if isinstance(queued, Ok) and queued.value.status == SyncStatus.QUEUED:
             await self.tasks.sync_connection.kiq(
                 str(queued.value.id),

@@ -219,6 +219,8 @@ sync_runs = Table(
     Column("counts", JSONType, nullable=True),
     Column("error", Text(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    # last liveness stamp of a running run's worker (NULL until its first heartbeat)
+    Column("heartbeat_at", UTCDateTime(), nullable=True),
     Index(None, "connection_id", "created_at"),
     Index(
         "uq_sync_runs_active_connection",
