@@ -156,8 +156,14 @@ def test_cli_end_to_end(database_url: str, tmp_path: Path, pycache: Path) -> Non
     csv_out = tmp_path / "tx.csv"
     cli.run("export", "transactions", "--user", EMAIL, "--format", "csv", "-o", str(csv_out))
     lines = csv_out.read_text().splitlines()
-    assert lines[0].startswith("date,")
+    assert lines[0].startswith("id,account_id,date,posted_at,amount,currency,description,")
     assert len(lines) == 1 + len(txs)
+    assert not list(tmp_path.glob(".tx.csv.*"))  # the temporary file was renamed into place
+    exported = json.loads(
+        cli.run("export", "transactions", "--user", EMAIL, "--format", "json").stdout
+    )["data"]
+    # The API's objects (the listing's, which --json prints in the API's shape), newest first.
+    assert exported == sorted(txs, key=lambda t: (t["date"], t["id"]), reverse=True)
     ofx = cli.run("export", "transactions", "--user", EMAIL, "--format", "ofx").stdout
     assert ofx.count("<STMTTRN>") == len(txs)
 

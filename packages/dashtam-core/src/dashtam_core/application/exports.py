@@ -1,39 +1,77 @@
-"""Read-side queries of a user's data and their wire shapes (api.md), plus transaction exports.
+"""Read-side wire shapes (api.md) for the CLI, and the transaction exports (CSV, JSON, OFX).
 
 The ``*_to_dict`` functions produce exactly the JSON objects of the REST API (decimal strings,
 RFC 3339 UTC timestamps, ``YYYY-MM-DD`` dates) so the CLI's ``--json`` and the API agree.
-:func:`export_transactions` renders CSV (header row, no account numbers), JSON or OFX 2 XML.
+
+Exports are async generators of ``bytes`` chunks, the one implementation behind both
+``GET /api/v1/exports/transactions`` (a ``StreamingResponse``) and ``dashtam export
+transactions`` (written to the file as the chunks come). The user's live transactions are read
+newest first in keyset batches of :data:`BATCH_ROWS` (one short read each, the next one read
+ahead while the current one is written out), so memory stays flat whatever the size:
+
+* CSV: a header row (:data:`CSV_COLUMNS`), then one line per transaction (``\r\n`` ends, the
+  :mod:`csv` module's quoting);
+* JSON: ``{"data": [...]}`` with the API's transaction objects, byte for byte;
+* OFX: an OFX 2.2 XML document with one statement per account (bank, credit card or investment
+  message set by account type).
+
+Money stays exact throughout: amounts are decimal strings as stored, never floats. On
+PostgreSQL the database renders ids, dates and amounts as text and the rows come straight from
+the driver; each chunk is then one ``orjson.dumps`` (JSON) or one string join (CSV).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import functools
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 from xml.sax.saxutils import escape
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Select,
+    String,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from dashtam_core.adapters.sqlalchemy.tables import accounts as accounts_table
 from dashtam_core.adapters.sqlalchemy.tables_data import holdings, transactions
 from dashtam_core.application.container import Container
-from dashtam_core.domain.account import Account
+from dashtam_core.application.queries import API_COLUMNS, TransactionFilter, list_accounts
+from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.connection import ProviderConnection
 from dashtam_core.domain.holding import Holding
 from dashtam_core.domain.transaction import Transaction
 from dashtam_core.sync.rows import holding_from_row, transaction_from_row
 from dashtam_core.sync.runs import SyncRun
 
-EXPORT_FORMATS = ("csv", "json", "ofx")
-
 
 def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """Money as the API writes it: the stored digits, never an exponent (``1E+4`` is ``10000``)."""
+    return None if value is None else format(value, "f")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -106,7 +144,7 @@ def transaction_to_dict(tx: Transaction) -> dict[str, Any]:
         "provider_transaction_id": tx.provider_transaction_id,
         "date": tx.date.isoformat(),
         "posted_at": _ts(tx.posted_at),
-        "amount": str(tx.amount),
+        "amount": format(tx.amount, "f"),
         "currency": tx.currency,
         "description": tx.description,
         "merchant": tx.merchant,
@@ -117,6 +155,7 @@ def transaction_to_dict(tx: Transaction) -> dict[str, Any]:
             None if tx.pending_transaction_id is None else str(tx.pending_transaction_id)
         ),
     }
+    out["security"] = None
     if tx.security is not None:
         out["security"] = {
             "symbol": tx.security.symbol,
@@ -137,7 +176,7 @@ def holding_to_dict(h: Holding) -> dict[str, Any]:
         "symbol": h.symbol,
         "name": h.name,
         "asset_type": str(h.asset_type),
-        "quantity": str(h.quantity),
+        "quantity": format(h.quantity, "f"),
         "cost_basis": {"total": _dec(h.cost_basis_total), "per_unit": _dec(h.cost_basis_per_unit)},
         "price": _dec(h.price),
         "market_value": _dec(h.market_value),
@@ -189,129 +228,715 @@ async def list_user_holdings(
         return [holding_from_row(r) for r in rows]
 
 
-_CSV_HEADER = (
+# -- transaction exports --------------------------------------------------------------------------
+
+ExportFormat = Literal["csv", "json", "ofx"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "ofx")
+#: ``Content-Type`` of each export format.
+EXPORT_MEDIA_TYPES: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "ofx": "application/x-ofx",
+}
+#: Rows per database read (one keyset query each).
+BATCH_ROWS = 2000
+#: Rows per yielded chunk: about 180 KiB of JSON, 160 KiB of CSV.
+JSON_CHUNK_ROWS = 512
+CSV_CHUNK_ROWS = 1024
+CSV_COLUMNS = (
+    "id",
+    "account_id",
     "date",
-    "account",
-    "description",
+    "posted_at",
     "amount",
     "currency",
+    "description",
+    "merchant",
     "type",
     "subtype",
     "status",
-    "id",
+    "provider_transaction_id",
+    "pending_transaction_id",
+    "security_symbol",
+    "security_quantity",
+    "security_price",
 )
+#: An export row: the :data:`~dashtam_core.application.queries.API_COLUMNS` as wire values. Ids
+#: are hyphenated strings, money and quantities exact decimal strings (``security_quantity`` and
+#: ``security_price`` ``None`` without a ``security_symbol``), ``date`` a date and ``posted_at``
+#: a UTC datetime or ``None``. On PostgreSQL the database renders the strings.
+ExportRow = Sequence[Any]
+(
+    _ID,
+    _ACCOUNT,
+    _PROVIDER_ID,
+    _DATE,
+    _POSTED,
+    _AMOUNT,
+    _CURRENCY,
+    _DESCRIPTION,
+    _MERCHANT,
+    _TYPE,
+    _SUBTYPE,
+    _STATUS,
+    _PENDING,
+    _SYMBOL,
+    _QUANTITY,
+    _PRICE,
+) = range(len(API_COLUMNS))
+_JSON_OPTIONS = orjson.OPT_UTC_Z  # "Z" for UTC, like the API's pydantic models
+_CSV_SEPARATORS = len(CSV_COLUMNS) - 1
 
 
-def _csv(txs: Sequence[Transaction], names: dict[UUID, str]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(_CSV_HEADER)
-    for tx in txs:
-        writer.writerow(
-            [
-                tx.date.isoformat(),
-                names.get(tx.account_id, ""),
-                tx.description,
-                str(tx.amount),
-                tx.currency,
-                str(tx.type),
-                str(tx.subtype),
-                str(tx.status),
-                str(tx.id),
-            ]
-        )
-    return buffer.getvalue().encode("utf-8")
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
 
 
-def _ofx_type(tx: Transaction) -> str:
-    sub = str(tx.subtype)
-    mapping = {
-        "check": "CHECK",
-        "atm": "ATM",
-        "payroll": "DIRECTDEP",
-        "fee": "FEE",
-        "interest": "INT",
-        "dividend": "DIV",
-        "payment": "PAYMENT",
-    }
-    return mapping.get(sub, "CREDIT" if tx.amount > 0 else "DEBIT")
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
 
 
-def _ofx(txs: Sequence[Transaction], accounts: Iterable[Account]) -> bytes:
-    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    parts = [
-        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
-        '<?OFX OFXHEADER="200" VERSION="220" SECURITY="NONE" OLDFILEUID="NONE" NEWFILEUID="NONE"?>',
-        "<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0</CODE><SEVERITY>INFO</SEVERITY></STATUS>",
-        f"<DTSERVER>{now}</DTSERVER><LANGUAGE>ENG</LANGUAGE></SONRS></SIGNONMSGSRSV1>",
-        "<BANKMSGSRSV1>",
+def _export_row(values: Sequence[Any]) -> tuple[Any, ...]:
+    """The export row of typed values in :data:`API_COLUMNS` order (UUIDs, dates, decimals)."""
+    (
+        ident,
+        account_id,
+        provider_id,
+        day,
+        posted,
+        amount,
+        currency,
+        description,
+        merchant,
+        kind,
+        subtype,
+        status,
+        pending,
+        symbol,
+        quantity,
+        price,
+    ) = values
+    leg = symbol is not None
+    return (
+        str(ident),
+        str(account_id),
+        provider_id,
+        day,
+        posted,
+        format(amount, "f"),
+        currency,
+        description,
+        merchant,
+        str(kind),
+        str(subtype),
+        str(status),
+        None if pending is None else str(pending),
+        symbol,
+        _money(quantity) if leg else None,
+        _money(price) if leg else None,
+    )
+
+
+def _csv_cells(row: ExportRow) -> list[str]:
+    posted = row[_POSTED]
+    return [
+        row[_ID],
+        row[_ACCOUNT],
+        row[_DATE].isoformat(),
+        "" if posted is None else _iso(posted),
+        row[_AMOUNT],
+        row[_CURRENCY],
+        row[_DESCRIPTION],
+        row[_MERCHANT] or "",
+        row[_TYPE],
+        row[_SUBTYPE],
+        row[_STATUS],
+        row[_PROVIDER_ID],
+        row[_PENDING] or "",
+        row[_SYMBOL] or "",
+        row[_QUANTITY] or "",
+        row[_PRICE] or "",
     ]
-    by_account: dict[UUID, list[Transaction]] = {}
-    for tx in txs:
-        by_account.setdefault(tx.account_id, []).append(tx)
-    for index, account in enumerate(accounts, start=1):
-        items = by_account.get(account.id)
-        if not items:
-            continue
-        first = min(t.date for t in items).strftime("%Y%m%d")
-        last = max(t.date for t in items).strftime("%Y%m%d")
-        parts.append(
-            f"<STMTTRNRS><TRNUID>{index}</TRNUID><STATUS><CODE>0</CODE>"
-            "<SEVERITY>INFO</SEVERITY></STATUS><STMTRS>"
-            f"<CURDEF>{escape(account.currency)}</CURDEF><BANKACCTFROM><BANKID>000000000</BANKID>"
-            f"<ACCTID>{escape(str(account.id))}</ACCTID><ACCTTYPE>CHECKING</ACCTTYPE>"
-            f"</BANKACCTFROM><BANKTRANLIST><DTSTART>{first}</DTSTART><DTEND>{last}</DTEND>"
-        )
-        for tx in items:
-            parts.append(
-                f"<STMTTRN><TRNTYPE>{_ofx_type(tx)}</TRNTYPE>"
-                f"<DTPOSTED>{tx.date.strftime('%Y%m%d')}</DTPOSTED>"
-                f"<TRNAMT>{tx.amount}</TRNAMT><FITID>{escape(str(tx.id))}</FITID>"
-                f"<NAME>{escape(tx.description[:32])}</NAME></STMTTRN>"
+
+
+def csv_row(row: Any) -> list[str]:
+    """The CSV cells of a ``transactions`` row: a row of exactly ``API_COLUMNS`` or a mapping.
+
+    Money and quantities are exact decimal strings, ``None`` an empty cell.
+    """
+    if getattr(row, "_fields", None) == API_COLUMNS:  # positional, in API_COLUMNS order
+        values = tuple(row)
+    else:
+        m = row._mapping if hasattr(row, "_mapping") else row
+        values = tuple(m[name] for name in API_COLUMNS)
+    return _csv_cells(_export_row(values))
+
+
+def csv_text(rows: Sequence[ExportRow]) -> str:
+    """CSV lines (``\\r\\n`` ends) of export rows, the same text as :mod:`csv`'s ``excel`` writer.
+
+    Cells are joined directly, which is right unless a cell holds a comma, a quote or a line
+    break: then the lines have more commas than separators, or a quote or line break at all,
+    and the batch goes through :func:`csv.writer` instead, which quotes those cells.
+    """
+    # The cells of _csv_cells(), unpacked inline: no call per row on the hot path.
+    lines = [
+        ",".join(
+            (
+                ident,
+                account_id,
+                day.isoformat(),
+                "" if posted is None else _iso(posted),
+                amount,
+                currency,
+                description,
+                merchant or "",
+                kind,
+                subtype,
+                status,
+                provider_id,
+                pending or "",
+                symbol or "",
+                quantity or "",
+                price or "",
             )
-        bal = account.balance_current if account.balance_current is not None else Decimal(0)
-        parts.append(
-            f"</BANKTRANLIST><LEDGERBAL><BALAMT>{bal}</BALAMT><DTASOF>{now}</DTASOF>"
-            "</LEDGERBAL></STMTRS></STMTTRNRS>"
         )
-    parts.append("</BANKMSGSRSV1></OFX>")
-    return "\n".join(parts).encode("utf-8")
+        for (
+            ident,
+            account_id,
+            provider_id,
+            day,
+            posted,
+            amount,
+            currency,
+            description,
+            merchant,
+            kind,
+            subtype,
+            status,
+            pending,
+            symbol,
+            quantity,
+            price,
+        ) in rows
+    ]
+    cells = "".join(lines)
+    if (
+        '"' in cells
+        or "\n" in cells
+        or "\r" in cells
+        or cells.count(",") != _CSV_SEPARATORS * len(lines)
+    ):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(map(_csv_cells, rows))
+        return buffer.getvalue()
+    lines.append("")
+    return "\r\n".join(lines)
 
 
-async def export_transactions(
-    container: Container,
+def json_items(rows: Sequence[ExportRow]) -> bytes:
+    """The API transaction objects of export rows, comma-separated (a JSON array's inside).
+
+    The same bytes as the list route's objects, with one ``orjson.dumps`` for the whole batch.
+    """
+    objects = [
+        {
+            "id": ident,
+            "account_id": account_id,
+            "provider_transaction_id": provider_id,
+            "date": day,
+            "posted_at": posted,
+            "amount": amount,
+            "currency": currency,
+            "description": description,
+            "merchant": merchant,
+            "type": kind,
+            "subtype": subtype,
+            "status": status,
+            "pending_transaction_id": pending,
+            "security": None
+            if symbol is None
+            else {"symbol": symbol, "quantity": quantity, "price": price},
+        }
+        for (
+            ident,
+            account_id,
+            provider_id,
+            day,
+            posted,
+            amount,
+            currency,
+            description,
+            merchant,
+            kind,
+            subtype,
+            status,
+            pending,
+            symbol,
+            quantity,
+            price,
+        ) in rows
+    ]
+    return orjson.dumps(objects, option=_JSON_OPTIONS)[1:-1]
+
+
+# -- reading: keyset batches ----------------------------------------------------------------------
+
+
+def _filter_params(flt: TransactionFilter) -> dict[str, Any]:
+    """The bound values of ``flt`` (only the filters it sets)."""
+    params: dict[str, Any] = {}
+    if flt.start is not None:
+        params["f_start"] = flt.start
+    if flt.end is not None:
+        params["f_end"] = flt.end
+    if flt.type is not None:
+        params["f_type"] = str(flt.type)
+    if flt.status is not None:
+        params["f_status"] = str(flt.status)
+    if flt.q:
+        escaped = flt.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["f_q"] = f"%{escaped}%"
+    return params
+
+
+def _clauses(names: frozenset[str]) -> list[ColumnElement[bool]]:
+    """Live rows, filtered by the bound values ``names`` (after the key ``c_day``/``c_id``)."""
+    t = transactions
+    clauses: list[ColumnElement[bool]] = [t.c.removed_at.is_(None)]
+    if "f_start" in names:
+        clauses.append(t.c.date >= bindparam("f_start"))
+    if "f_end" in names:
+        clauses.append(t.c.date <= bindparam("f_end"))
+    if "f_type" in names:
+        clauses.append(t.c.type == bindparam("f_type"))
+    if "f_status" in names:
+        clauses.append(t.c.status == bindparam("f_status"))
+    if "f_q" in names:
+        pattern = bindparam("f_q", type_=String())
+        clauses.append(
+            or_(
+                func.lower(t.c.description).like(pattern, escape="\\"),
+                func.lower(func.coalesce(t.c.merchant, "")).like(pattern, escape="\\"),
+            )
+        )
+    if "c_day" in names:
+        day = bindparam("c_day", type_=Date())
+        clauses.extend((t.c.date <= day, or_(t.c.date < day, t.c.id < bindparam("c_id"))))
+    return clauses
+
+
+def _wire_columns(as_text: bool) -> list[ColumnElement[Any]]:
+    """The :data:`API_COLUMNS`, typed, or (PostgreSQL SQL) with the strings of an export row."""
+    t = transactions
+    if not as_text:
+        return [t.c[name] for name in API_COLUMNS]
+
+    def text(name: str) -> ColumnElement[Any]:
+        return cast(t.c[name], Text).label(name)
+
+    def leg(name: str) -> ColumnElement[Any]:
+        return case((t.c.security_symbol.is_(None), null()), else_=cast(t.c[name], Text)).label(
+            name
+        )
+
+    return [
+        text("id"),
+        text("account_id"),
+        t.c.provider_transaction_id,
+        t.c.date,
+        t.c.posted_at,
+        text("amount"),
+        t.c.currency,
+        t.c.description,
+        t.c.merchant,
+        t.c.type,
+        t.c.subtype,
+        t.c.status,
+        text("pending_transaction_id"),
+        t.c.security_symbol,
+        leg("security_quantity"),
+        leg("security_price"),
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _batch_statement(as_text: bool, accounts: int, names: frozenset[str]) -> Select[Any]:
+    """The next ``b_limit`` rows of accounts ``a0`` ... (``ORDER BY date DESC, id DESC``).
+
+    One statement per shape, built once; every value is a bound parameter. Each account
+    contributes its next ``b_limit`` rows (an index range scan on ``(account_id, date)``);
+    several accounts are merged by an outer sort of those rows.
+    """
+    t = transactions
+    cols = _wire_columns(as_text)
+    clauses = _clauses(names)
+    limit = bindparam("b_limit", type_=Integer())
+
+    def part(index: int, *keys: ColumnElement[Any]) -> Select[Any]:
+        return (
+            select(*cols, *keys)
+            .where(t.c.account_id == bindparam(f"a{index}"), *clauses)
+            .order_by(t.c.date.desc(), t.c.id.desc())
+            .limit(limit)
+        )
+
+    if accounts == 1:
+        return part(0)
+    keys = (t.c.date.label("k_date"), t.c.id.label("k_id"))
+    merged = union_all(*(select(part(i, *keys).subquery()) for i in range(accounts))).subquery()
+    return (
+        select(*(merged.c[name] for name in API_COLUMNS))
+        .order_by(merged.c.k_date.desc(), merged.c.k_id.desc())
+        .limit(limit)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(stmt: Select[Any], dialect: Dialect) -> SQLCompiler:
+    compiled = stmt.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    return compiled
+
+
+class _BatchReader:
+    """Reads one export's rows in keyset batches, each on a pooled connection of its own.
+
+    On PostgreSQL with asyncpg the compiled statement runs on the driver connection: the rows
+    are asyncpg records whose strings the database rendered, with no per-row SQLAlchemy,
+    ``Decimal`` or ``UUID`` work. Elsewhere SQLAlchemy reads typed rows that
+    :func:`_export_row` renders.
+    """
+
+    def __init__(
+        self, engine: AsyncEngine, account_ids: Sequence[UUID], flt: TransactionFilter, limit: int
+    ) -> None:
+        self._engine = engine
+        self._driver = engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
+        filters = _filter_params(flt)
+        self._params: dict[str, Any] = {
+            **filters,
+            **{f"a{index}": account_id for index, account_id in enumerate(account_ids)},
+            "b_limit": limit,
+        }
+        shape = frozenset(filters)
+        self._first = _batch_statement(self._driver, len(account_ids), shape)
+        self._next = _batch_statement(self._driver, len(account_ids), shape | {"c_day", "c_id"})
+
+    async def read(self, after: ExportRow | None) -> Sequence[ExportRow]:
+        """The batch after the row ``after`` (the first batch when ``None``)."""
+        stmt, params = self._first, self._params
+        if after is not None:
+            stmt = self._next
+            params = {**params, "c_day": after[_DATE], "c_id": UUID(after[_ID])}
+        async with self._engine.connect() as conn:
+            if not self._driver:
+                return [_export_row(row) for row in await conn.execute(stmt, params)]
+            compiled = _compiled(stmt, conn.dialect)
+            # The values go to asyncpg as they are (UUID, date, str, int): it encodes them.
+            values = compiled.construct_params(params) or {}
+            args = [values[name] for name in compiled.positiontup or ()]
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            records: Sequence[ExportRow] = await driver.fetch(compiled.string, *args)
+            return records
+
+
+async def _owned_account_ids(engine: AsyncEngine, user_id: UUID, only: UUID | None) -> list[UUID]:
+    a = accounts_table
+    stmt = select(a.c.id).where(a.c.user_id == user_id)
+    if only is not None:
+        stmt = stmt.where(a.c.id == only)
+    async with engine.connect() as conn:
+        return list((await conn.execute(stmt.order_by(a.c.id))).scalars())
+
+
+async def iter_export_rows(
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: TransactionFilter | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncGenerator[Sequence[ExportRow], None]:
+    """The user's live transactions matching ``flt`` as export rows, newest first, in batches.
+
+    Keyset batches of ``batch_rows`` (``date DESC, id DESC``): one short read each, and the next
+    one already runs on the database while the caller works on the current batch. Memory stays
+    at two batches whatever the number of rows.
+    """
+    flt = flt or TransactionFilter()
+    owned = await _owned_account_ids(engine, user_id, flt.account_id)
+    if not owned:
+        return
+    reader = _BatchReader(engine, owned, flt, batch_rows)
+    pending: asyncio.Future[Sequence[ExportRow]] | None = asyncio.ensure_future(reader.read(None))
+    try:
+        while pending is not None:
+            rows = await pending
+            pending = None
+            if len(rows) == batch_rows:  # maybe more: read ahead
+                pending = asyncio.ensure_future(reader.read(rows[-1]))
+            if rows:
+                yield rows
+    finally:
+        if pending is not None:  # closed early: let the read in flight finish, drop its result
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()
+
+
+def _chunks(rows: Sequence[ExportRow], size: int) -> Iterator[Sequence[ExportRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def json_stream(
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: TransactionFilter | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncGenerator[bytes, None]:
+    """``{"data": [...]}`` with the API's transaction objects, in chunks of about 180 KiB."""
+    yield b'{"data":['
+    separator = b""
+    async with aclosing(iter_export_rows(engine, user_id, flt, batch_rows=batch_rows)) as batches:
+        async for rows in batches:
+            for chunk in _chunks(rows, JSON_CHUNK_ROWS):
+                yield separator + json_items(chunk)
+                separator = b","
+    yield b"]}"
+
+
+async def csv_stream(
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: TransactionFilter | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncGenerator[bytes, None]:
+    """A header row (:data:`CSV_COLUMNS`), then one line per transaction, in chunks."""
+    yield (",".join(CSV_COLUMNS) + "\r\n").encode()
+    async with aclosing(iter_export_rows(engine, user_id, flt, batch_rows=batch_rows)) as batches:
+        async for rows in batches:
+            for chunk in _chunks(rows, CSV_CHUNK_ROWS):
+                yield csv_text(chunk).encode("utf-8")
+
+
+# -- OFX 2.2 --------------------------------------------------------------------------------------
+
+_INVESTMENT = frozenset(
+    {
+        AccountType.BROKERAGE,
+        AccountType.IRA,
+        AccountType.ROTH_IRA,
+        AccountType.K401,
+        AccountType.B403,
+        AccountType.HSA,
+        AccountType.CRYPTO,
+    }
+)
+_CREDIT = frozenset({AccountType.CREDIT_CARD, AccountType.LINE_OF_CREDIT})
+_BANK_TYPES = {
+    AccountType.SAVINGS: "SAVINGS",
+    AccountType.MONEY_MARKET: "MONEYMRKT",
+    AccountType.CD: "CD",
+}
+_TRNTYPES = {
+    "interest": "INT",
+    "dividend": "DIV",
+    "fee": "FEE",
+    "commission": "SRVCHG",
+    "atm": "ATM",
+    "check": "CHECK",
+    "payment": "PAYMENT",
+    "deposit": "DEP",
+    "ach": "DIRECTDEBIT",
+    "wire": "XFER",
+    "transfer": "XFER",
+    "journal": "XFER",
+    "payroll": "DIRECTDEP",
+    "purchase": "POS",
+}
+_OFX_STATUS = "<STATUS><CODE>0</CODE><SEVERITY>INFO</SEVERITY></STATUS>"
+
+
+def _ofx_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y%m%d%H%M%S") + ".000[0:GMT]"
+
+
+#: Control characters XML 1.0 forbids and :meth:`str.split` does not take for whitespace.
+_XML_INVALID = re.compile("[\x00-\x08\x0e-\x1b\ufffe\uffff]")
+
+
+def _ofx_text(value: str, limit: int) -> str:
+    """Element text: whitespace runs as one space, no XML-invalid character, escaped."""
+    return escape(" ".join(_XML_INVALID.sub("", value).split())[:limit]) or "-"
+
+
+def _acctid(account: Account) -> str:
+    pid = account.provider_account_id
+    return escape(pid) if 0 < len(pid) <= 22 else account.id.hex[:22]
+
+
+def _stmttrn(row: ExportRow) -> str:
+    amount = row[_AMOUNT]
+    kind = _TRNTYPES.get(row[_SUBTYPE]) or ("CREDIT" if Decimal(amount) >= 0 else "DEBIT")
+    merchant = row[_MERCHANT]
+    memo = f"<MEMO>{_ofx_text(merchant, 255)}</MEMO>" if merchant else ""
+    return (
+        f"<STMTTRN><TRNTYPE>{kind}</TRNTYPE><DTPOSTED>{row[_DATE]:%Y%m%d}</DTPOSTED>"
+        f"<TRNAMT>{amount}</TRNAMT><FITID>{_ofx_text(row[_ID], 255)}</FITID>"
+        f"<NAME>{_ofx_text(row[_DESCRIPTION], 32)}</NAME>{memo}</STMTTRN>"
+    )
+
+
+async def _ofx_account(
+    engine: AsyncEngine,
+    user_id: UUID,
+    account: Account,
+    flt: TransactionFilter,
+    now: datetime,
+    batch_rows: int,
+) -> AsyncGenerator[str, None]:
+    start = _ofx_time(datetime.combine(flt.start or date(1970, 1, 1), datetime.min.time(), UTC))
+    end = _ofx_time(now)
+    investment = account.type in _INVESTMENT
+    credit = account.type in _CREDIT
+    cur = escape(account.currency)
+    if investment:
+        yield (
+            f"<INVSTMTTRNRS><TRNUID>{account.id.hex}</TRNUID>{_OFX_STATUS}<INVSTMTRS>"
+            f"<DTASOF>{end}</DTASOF><CURDEF>{cur}</CURDEF><INVACCTFROM>"
+            f"<BROKERID>{escape(account.provider[:22])}</BROKERID>"
+            f"<ACCTID>{_acctid(account)}</ACCTID></INVACCTFROM>"
+            f"<INVTRANLIST><DTSTART>{start}</DTSTART><DTEND>{end}</DTEND>"
+        )
+    elif credit:
+        yield (
+            f"<CCSTMTTRNRS><TRNUID>{account.id.hex}</TRNUID>{_OFX_STATUS}<CCSTMTRS>"
+            f"<CURDEF>{cur}</CURDEF><CCACCTFROM><ACCTID>{_acctid(account)}</ACCTID></CCACCTFROM>"
+            f"<BANKTRANLIST><DTSTART>{start}</DTSTART><DTEND>{end}</DTEND>"
+        )
+    else:
+        kind = _BANK_TYPES.get(account.type, "CHECKING")
+        yield (
+            f"<STMTTRNRS><TRNUID>{account.id.hex}</TRNUID>{_OFX_STATUS}<STMTRS>"
+            f"<CURDEF>{cur}</CURDEF><BANKACCTFROM><BANKID>000000000</BANKID>"
+            f"<ACCTID>{_acctid(account)}</ACCTID><ACCTTYPE>{kind}</ACCTTYPE></BANKACCTFROM>"
+            f"<BANKTRANLIST><DTSTART>{start}</DTSTART><DTEND>{end}</DTEND>"
+        )
+    scoped = replace(flt, account_id=account.id)
+    async with aclosing(
+        iter_export_rows(engine, user_id, scoped, batch_rows=batch_rows)
+    ) as batches:
+        async for rows in batches:
+            if investment:
+                yield "".join(
+                    f"<INVBANKTRAN>{_stmttrn(row)}<SUBACCTFUND>CASH</SUBACCTFUND></INVBANKTRAN>"
+                    for row in rows
+                )
+            else:
+                yield "".join(map(_stmttrn, rows))
+    if investment:
+        yield "</INVTRANLIST></INVSTMTRS></INVSTMTTRNRS>"
+        return
+    balance = ""
+    if account.balance_current is not None:
+        owed = -account.balance_current if credit else account.balance_current
+        as_of = _ofx_time(account.balance_as_of or now)
+        balance = (
+            f"<LEDGERBAL><BALAMT>{format(owed, 'f')}</BALAMT><DTASOF>{as_of}</DTASOF></LEDGERBAL>"
+        )
+    closing = "</CCSTMTRS></CCSTMTTRNRS>" if credit else "</STMTRS></STMTTRNRS>"
+    yield f"</BANKTRANLIST>{balance}{closing}"
+
+
+async def ofx_stream(
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: TransactionFilter | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncGenerator[bytes, None]:
+    """An OFX 2.2 document: one statement per account (bank, credit card or investment message
+    set by account type), each with the account's transactions newest first."""
+    flt = flt or TransactionFilter()
+    now = datetime.now(UTC)
+    async with engine.connect() as conn:
+        owned = await list_accounts(conn, user_id)
+    if flt.account_id is not None:
+        owned = [a for a in owned if a.id == flt.account_id]
+    yield (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+        '<?OFX OFXHEADER="200" VERSION="220" SECURITY="NONE" OLDFILEUID="NONE" '
+        'NEWFILEUID="NONE"?>\n'
+        f"<OFX><SIGNONMSGSRSV1><SONRS>{_OFX_STATUS}<DTSERVER>{_ofx_time(now)}</DTSERVER>"
+        "<LANGUAGE>ENG</LANGUAGE></SONRS></SIGNONMSGSRSV1>"
+    ).encode()
+    groups = (
+        ("BANKMSGSRSV1", [a for a in owned if a.type not in _INVESTMENT | _CREDIT]),
+        ("CREDITCARDMSGSRSV1", [a for a in owned if a.type in _CREDIT]),
+        ("INVSTMTMSGSRSV1", [a for a in owned if a.type in _INVESTMENT]),
+    )
+    for tag, members in groups:
+        if not members:
+            continue
+        yield f"<{tag}>".encode()
+        for account in members:
+            statement = _ofx_account(engine, user_id, account, flt, now, batch_rows)
+            async with aclosing(statement) as texts:
+                async for text in texts:
+                    yield text.encode("utf-8")
+        yield f"</{tag}>".encode()
+    yield b"</OFX>\n"
+
+
+_STREAMS = {"csv": csv_stream, "json": json_stream, "ofx": ofx_stream}
+
+
+def export_stream(
+    engine: AsyncEngine,
     user_id: UUID,
     fmt: str,
+    flt: TransactionFilter | None = None,
     *,
-    account_id: UUID | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> bytes:
-    """Render the user's transactions as ``csv``, ``json`` or ``ofx``.
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncGenerator[bytes, None]:
+    """The user's transactions as a stream of ``csv``, ``json`` or ``ofx`` bytes (the REST
+    export's body; the CLI writes the chunks as they come).
 
     Raises:
         ValueError: an unknown format.
     """
-    if fmt not in EXPORT_FORMATS:
+    stream = _STREAMS.get(fmt)
+    if stream is None:
         raise ValueError(f"unknown export format {fmt!r} (use csv, json or ofx)")
-    txs = await list_transactions(container, user_id, account_id=account_id, start=start, end=end)
-    async with container.uow_factory() as uow:
-        accounts = await uow.accounts.list_for_user(user_id)
-    if fmt == "json":
-        return orjson.dumps({"data": [transaction_to_dict(t) for t in txs]})
-    if fmt == "csv":
-        return _csv(txs, {a.id: a.name for a in accounts})
-    return _ofx(txs, accounts)
+    return stream(engine, user_id, flt, batch_rows=batch_rows)
 
 
 __all__ = [
+    "BATCH_ROWS",
+    "CSV_CHUNK_ROWS",
+    "CSV_COLUMNS",
     "EXPORT_FORMATS",
+    "EXPORT_MEDIA_TYPES",
+    "JSON_CHUNK_ROWS",
+    "ExportFormat",
+    "ExportRow",
     "account_to_dict",
     "connection_to_dict",
-    "export_transactions",
+    "csv_row",
+    "csv_stream",
+    "csv_text",
+    "export_stream",
     "holding_to_dict",
+    "iter_export_rows",
+    "json_items",
+    "json_stream",
     "list_transactions",
     "list_user_holdings",
+    "ofx_stream",
     "sync_run_to_dict",
     "transaction_to_dict",
 ]
