@@ -98,9 +98,11 @@ def serve_dashtam(port: int) -> None:
     """The real service from ``DASHTAM_*`` settings (the S1/S8 value)."""
     import uvicorn
 
-    from dashtam_api.main import create_app
+    from dashtam_api.main import create_served_app
 
-    uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_served_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
 
 
 def _start(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

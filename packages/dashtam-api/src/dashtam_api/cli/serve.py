@@ -50,7 +50,7 @@ def serve(
 
     typer.echo(f"dashtam: serving on {_own_url(host, port)} ({workers} worker(s))", err=True)
     uvicorn.run(
-        "dashtam_api.main:create_app",
+        "dashtam_api.main:create_served_app",
         factory=True,
         host=host,
         port=port,
