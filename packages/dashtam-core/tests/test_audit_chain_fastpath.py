@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -247,3 +248,83 @@ async def test_driver_path_chains_rolls_back_and_serializes(pg_engine: AsyncEngi
     assert [item.seq for item in items] == list(range(1, 35))
     assert "99" not in {item.record.object_id for item in items}
     assert items[0].record.details == {"alias": "Checking «0»", "n": "0"}
+
+
+@pytest.mark.parametrize("seq", [4, 5])  # the last record of the first range, the first of the next
+async def test_edit_at_a_batch_boundary_detected(fast_db: AsyncEngine, seq: int) -> None:
+    sealed = await _write(fast_db, 12)
+    async with fast_db.begin() as conn:
+        await conn.execute(
+            update(audit_events).where(audit_events.c.seq == seq).values(object_id="edited")
+        )
+    async with fast_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=4)
+    assert (result.valid, result.first_bad_id, result.checked) == (False, sealed[seq - 1].id, seq)
+
+
+async def test_resealed_record_breaks_the_link_at_a_batch_boundary(fast_db: AsyncEngine) -> None:
+    sealed = await _write(fast_db, 10)
+    # a record re-sealed with the key after another head: its own MAC is right, its link is not
+    forged = AuditChainer(KEY, "00" * 32).seal(replace(sealed[4], object_id="forged"))
+    async with fast_db.begin() as conn:
+        await conn.execute(
+            update(audit_events)
+            .where(audit_events.c.seq == 5)
+            .values(object_id=forged.object_id, prev_mac=forged.prev_mac, mac=forged.mac)
+        )
+    async with fast_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=4)
+    assert (result.valid, result.first_bad_id, result.checked) == (False, sealed[4].id, 5)
+
+
+@pytest.mark.parametrize(
+    ("details", "valid"),
+    [
+        ({"z": "1", "a": "2", "long key with spaces": "x" * 300}, True),  # same, stored again
+        ({"z": 1, "a": "2", "long key with spaces": "x" * 300}, True),  # str(1) == "1", as before
+        ({"z": "1", "a": "2"}, False),
+        ({"z": "1", "a": "2", "long key with spaces": "x" * 300, "extra": "y"}, False),
+        (["z", "1"], False),  # no longer a mapping: reported, not raised
+        ("text", False),
+    ],
+)
+async def test_details_edits_use_the_reference_form(
+    fast_db: AsyncEngine, details: object, valid: bool
+) -> None:
+    sealed = await _write(fast_db, 6)  # seq 3 and 6 carry ODD_DETAILS[2]
+    async with fast_db.begin() as conn:
+        await conn.execute(
+            update(audit_events).where(audit_events.c.seq == 3).values(details=details)
+        )
+    async with fast_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=2)
+    expected = (True, None, 6) if valid else (False, sealed[2].id, 3)
+    assert (result.valid, result.first_bad_id, result.checked) == expected
+
+
+async def test_timestamp_edit_detected_on_the_fast_path(fast_db: AsyncEngine) -> None:
+    sealed = await _write(fast_db, 5)
+    moved = sealed[3].occurred_at + timedelta(microseconds=1)
+    async with fast_db.begin() as conn:
+        await conn.execute(
+            update(audit_events).where(audit_events.c.seq == 4).values(occurred_at=moved)
+        )
+    async with fast_db.connect() as conn:
+        result = await verify_audit_table(conn, KEY, batch_size=3)
+    assert (result.valid, result.first_bad_id, result.checked) == (False, sealed[3].id, 4)
+
+
+async def test_stale_head_prediction_falls_back_to_the_real_head(pg_engine: AsyncEngine) -> None:
+    await _append_in_open_transaction(pg_engine, 2, 0)  # this process predicts head seq 2
+    async with pg_engine.begin() as conn:  # another writer (the SQLAlchemy path) appends
+        await SqlAlchemyAuditLog(conn, KEY).append(_new(2))
+    async with pg_engine.connect() as conn:  # a predicted append that rolls back
+        await conn.execute(text("SELECT 1"))
+        await SqlAlchemyAuditLog(conn, KEY).append(_new(98))
+        await conn.rollback()
+    await _append_in_open_transaction(pg_engine, 3, 3)
+    async with pg_engine.connect() as conn:
+        result = await verify_audit_table(conn, KEY)
+        items = [item async for item in SqlAlchemyAuditLog(conn, KEY).iter_chain()]
+    assert result.as_dict() == {"valid": True, "checked": 6, "first_bad_id": None}
+    assert [item.record.object_id for item in items] == ["0", "1", "2", "3", "4", "5"]
