@@ -32,6 +32,7 @@ from dashtam_core.adapters.sqlalchemy.tables_data import transactions
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from dashtam_core.application import exports
 from dashtam_core.application.queries import TransactionFilter
+from dashtam_core.application.transaction_pages import ApiRow
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import TransactionStatus, TransactionType
@@ -329,7 +330,7 @@ TEXT = st.text(alphabet=st.sampled_from(list('ab ,"\r\n\t\x00é€\\;x')), max_s
 @given(st.lists(st.tuples(TEXT, TEXT, st.one_of(st.none(), TEXT)), max_size=6))
 def test_csv_text_is_the_csv_modules_text(cells: list[tuple[str, str, str | None]]) -> None:
     rows = [
-        (
+        ApiRow(
             f"id-{i}",
             "acct",
             provider,

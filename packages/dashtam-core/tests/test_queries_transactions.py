@@ -171,7 +171,7 @@ async def test_full_rows_and_api_rows_agree(engine: AsyncEngine) -> None:
         api, cursor_api = await queries.transaction_rows(conn, me, limit=10, api_only=True)
     assert cursor_full == cursor_api
     assert [str(r.id) for r in full] == [r.id for r in api]
-    assert [r.amount for r in full] == [r.amount for r in api]
+    assert [format(r.amount, "f") for r in full] == [r.amount for r in api]
 
 
 async def test_another_users_account_filter_is_empty(engine: AsyncEngine) -> None:

@@ -15,7 +15,8 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, Field
 
-from dashtam_core.application.queries import API_COLUMNS, NetWorthPoint, SeriesPoint
+from dashtam_core.application.queries import NetWorthPoint, SeriesPoint
+from dashtam_core.application.transaction_pages import API_COLUMNS, ApiRow, api_object, api_row
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.holding import AssetType, Holding
 from dashtam_core.domain.transaction import (
@@ -139,90 +140,28 @@ class TransactionOut(BaseModel):
         )
 
 
-def _api_row_json(row: Any) -> dict[str, Any]:
-    """:func:`transaction_json` of a row of exactly :data:`API_COLUMNS` (positional unpacking)."""
-    (
-        ident,
-        account_id,
-        provider_id,
-        day,
-        posted,
-        amount,
-        currency,
-        description,
-        merchant,
-        kind,
-        subtype,
-        status,
-        pending,
-        symbol,
-        quantity,
-        price,
-    ) = row
-    return {
-        "id": str(ident),
-        "account_id": str(account_id),
-        "provider_transaction_id": provider_id,
-        "date": day,
-        "posted_at": posted,
-        "amount": format(amount, "f"),
-        "currency": currency,
-        "description": description,
-        "merchant": merchant,
-        "type": kind,
-        "subtype": subtype,
-        "status": status,
-        "pending_transaction_id": None if pending is None else str(pending),
-        "security": None
-        if symbol is None
-        else {"symbol": symbol, "quantity": money(quantity), "price": money(price)},
-    }
-
-
 def transaction_json(row: Any) -> dict[str, Any]:
     """The :class:`TransactionOut` object of a ``transactions`` row, built without pydantic.
 
-    Dates and datetimes are left to orjson (with :data:`ORJSON_OPTIONS`); the result
-    serializes to exactly the same JSON as ``TransactionOut.of(...)`` (the hot path of the list
-    route and the exports).
+    ``row``: an :class:`~dashtam_core.application.transaction_pages.ApiRow`, or any row or
+    mapping with the :data:`API_COLUMNS`. Dates and datetimes are left to orjson (with
+    :data:`ORJSON_OPTIONS`); the result serializes to exactly the same JSON as
+    ``TransactionOut.of(...)``.
     """
-    if getattr(row, "_fields", None) == API_COLUMNS:  # a row of exactly API_COLUMNS: unpack
-        return _api_row_json(row)
+    if isinstance(row, ApiRow):
+        return api_object(row)
+    if getattr(row, "_fields", None) == API_COLUMNS:  # typed values in API_COLUMNS order
+        return api_object(api_row(tuple(row)))
     m: Mapping[str, Any] = row._mapping if hasattr(row, "_mapping") else row
-    symbol = m["security_symbol"]
-    pending = m["pending_transaction_id"]
-    return {
-        # str(): drivers may return UUID subclasses (asyncpg) that orjson does not serialize.
-        "id": str(m["id"]),
-        "account_id": str(m["account_id"]),
-        "provider_transaction_id": m["provider_transaction_id"],
-        "date": m["date"],
-        "posted_at": m["posted_at"],
-        "amount": format(m["amount"], "f"),
-        "currency": m["currency"],
-        "description": m["description"],
-        "merchant": m["merchant"],
-        "type": m["type"],
-        "subtype": m["subtype"],
-        "status": m["status"],
-        "pending_transaction_id": None if pending is None else str(pending),
-        "security": None
-        if symbol is None
-        else {
-            "symbol": symbol,
-            "quantity": money(m["security_quantity"]),
-            "price": money(m["security_price"]),
-        },
-    }
+    return api_object(api_row([m[name] for name in API_COLUMNS]))
 
 
-def transaction_page_json(rows: Sequence[Any], next_cursor: str | None) -> bytes:
+def transaction_page_json(rows: Sequence[ApiRow], next_cursor: str | None) -> bytes:
     """The ``GET /api/v1/transactions`` body of ``rows`` (same JSON as :class:`TransactionList`)."""
-    if rows and getattr(rows[0], "_fields", None) == API_COLUMNS:  # one result: one shape
-        data = [_api_row_json(r) for r in rows]
-    else:
-        data = [transaction_json(r) for r in rows]
-    return orjson.dumps({"data": data, "next_cursor": next_cursor}, option=ORJSON_OPTIONS)
+    return orjson.dumps(
+        {"data": [api_object(r) for r in rows], "next_cursor": next_cursor},
+        option=ORJSON_OPTIONS,
+    )
 
 
 class TransactionList(BaseModel):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import functools
 import io
 import re
 from collections.abc import AsyncGenerator, Iterator, Sequence
@@ -38,29 +37,24 @@ from xml.sax.saxutils import escape
 
 import orjson
 from sqlalchemy import (
-    ColumnElement,
-    Date,
-    Integer,
-    Select,
-    String,
-    Text,
-    bindparam,
-    case,
-    cast,
-    func,
-    null,
-    or_,
     select,
-    union_all,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.compiler import SQLCompiler
 
+from dashtam_core.adapters.sqlalchemy.engine import read_engine
 from dashtam_core.adapters.sqlalchemy.tables import accounts as accounts_table
 from dashtam_core.adapters.sqlalchemy.tables_data import holdings, transactions
 from dashtam_core.application.container import Container
-from dashtam_core.application.queries import API_COLUMNS, TransactionFilter, list_accounts
+from dashtam_core.application.queries import list_accounts
+from dashtam_core.application.transaction_pages import (
+    API_COLUMNS,
+    ApiRow,
+    TransactionFilter,
+    api_object,
+    api_row,
+    owned_account_ids,
+    read_page,
+)
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.connection import ProviderConnection
 from dashtam_core.domain.holding import Holding
@@ -261,101 +255,35 @@ CSV_COLUMNS = (
     "security_quantity",
     "security_price",
 )
-#: An export row: the :data:`~dashtam_core.application.queries.API_COLUMNS` as wire values. Ids
-#: are hyphenated strings, money and quantities exact decimal strings (``security_quantity`` and
-#: ``security_price`` ``None`` without a ``security_symbol``), ``date`` a date and ``posted_at``
-#: a UTC datetime or ``None``. On PostgreSQL the database renders the strings.
-ExportRow = Sequence[Any]
-(
-    _ID,
-    _ACCOUNT,
-    _PROVIDER_ID,
-    _DATE,
-    _POSTED,
-    _AMOUNT,
-    _CURRENCY,
-    _DESCRIPTION,
-    _MERCHANT,
-    _TYPE,
-    _SUBTYPE,
-    _STATUS,
-    _PENDING,
-    _SYMBOL,
-    _QUANTITY,
-    _PRICE,
-) = range(len(API_COLUMNS))
+#: An export row: :class:`~dashtam_core.application.transaction_pages.ApiRow` (wire values).
+ExportRow = ApiRow
 _JSON_OPTIONS = orjson.OPT_UTC_Z  # "Z" for UTC, like the API's pydantic models
 _CSV_SEPARATORS = len(CSV_COLUMNS) - 1
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
 
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _export_row(values: Sequence[Any]) -> tuple[Any, ...]:
-    """The export row of typed values in :data:`API_COLUMNS` order (UUIDs, dates, decimals)."""
-    (
-        ident,
-        account_id,
-        provider_id,
-        day,
-        posted,
-        amount,
-        currency,
-        description,
-        merchant,
-        kind,
-        subtype,
-        status,
-        pending,
-        symbol,
-        quantity,
-        price,
-    ) = values
-    leg = symbol is not None
-    return (
-        str(ident),
-        str(account_id),
-        provider_id,
-        day,
-        posted,
-        format(amount, "f"),
-        currency,
-        description,
-        merchant,
-        str(kind),
-        str(subtype),
-        str(status),
-        None if pending is None else str(pending),
-        symbol,
-        _money(quantity) if leg else None,
-        _money(price) if leg else None,
-    )
-
-
 def _csv_cells(row: ExportRow) -> list[str]:
-    posted = row[_POSTED]
+    posted = row.posted_at
     return [
-        row[_ID],
-        row[_ACCOUNT],
-        row[_DATE].isoformat(),
+        row.id,
+        row.account_id,
+        row.date.isoformat(),
         "" if posted is None else _iso(posted),
-        row[_AMOUNT],
-        row[_CURRENCY],
-        row[_DESCRIPTION],
-        row[_MERCHANT] or "",
-        row[_TYPE],
-        row[_SUBTYPE],
-        row[_STATUS],
-        row[_PROVIDER_ID],
-        row[_PENDING] or "",
-        row[_SYMBOL] or "",
-        row[_QUANTITY] or "",
-        row[_PRICE] or "",
+        row.amount,
+        row.currency,
+        row.description,
+        row.merchant or "",
+        row.type,
+        row.subtype,
+        row.status,
+        row.provider_transaction_id,
+        row.pending_transaction_id or "",
+        row.security_symbol or "",
+        row.security_quantity or "",
+        row.security_price or "",
     ]
 
 
@@ -369,7 +297,7 @@ def csv_row(row: Any) -> list[str]:
     else:
         m = row._mapping if hasattr(row, "_mapping") else row
         values = tuple(m[name] for name in API_COLUMNS)
-    return _csv_cells(_export_row(values))
+    return _csv_cells(api_row(values))
 
 
 def csv_text(rows: Sequence[ExportRow]) -> str:
@@ -434,221 +362,29 @@ def csv_text(rows: Sequence[ExportRow]) -> str:
     return "\r\n".join(lines)
 
 
-def json_items(rows: Sequence[ExportRow]) -> bytes:
+def json_items(rows: Sequence[ApiRow]) -> bytes:
     """The API transaction objects of export rows, comma-separated (a JSON array's inside).
 
     The same bytes as the list route's objects, with one ``orjson.dumps`` for the whole batch.
     """
-    objects = [
-        {
-            "id": ident,
-            "account_id": account_id,
-            "provider_transaction_id": provider_id,
-            "date": day,
-            "posted_at": posted,
-            "amount": amount,
-            "currency": currency,
-            "description": description,
-            "merchant": merchant,
-            "type": kind,
-            "subtype": subtype,
-            "status": status,
-            "pending_transaction_id": pending,
-            "security": None
-            if symbol is None
-            else {"symbol": symbol, "quantity": quantity, "price": price},
-        }
-        for (
-            ident,
-            account_id,
-            provider_id,
-            day,
-            posted,
-            amount,
-            currency,
-            description,
-            merchant,
-            kind,
-            subtype,
-            status,
-            pending,
-            symbol,
-            quantity,
-            price,
-        ) in rows
-    ]
-    return orjson.dumps(objects, option=_JSON_OPTIONS)[1:-1]
+    return orjson.dumps(list(map(api_object, rows)), option=_JSON_OPTIONS)[1:-1]
 
 
-# -- reading: keyset batches ----------------------------------------------------------------------
+# -- reading: keyset batches --------------------------------------------------------------------
 
 
-def _filter_params(flt: TransactionFilter) -> dict[str, Any]:
-    """The bound values of ``flt`` (only the filters it sets)."""
-    params: dict[str, Any] = {}
-    if flt.start is not None:
-        params["f_start"] = flt.start
-    if flt.end is not None:
-        params["f_end"] = flt.end
-    if flt.type is not None:
-        params["f_type"] = str(flt.type)
-    if flt.status is not None:
-        params["f_status"] = str(flt.status)
-    if flt.q:
-        escaped = flt.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["f_q"] = f"%{escaped}%"
-    return params
-
-
-def _clauses(names: frozenset[str]) -> list[ColumnElement[bool]]:
-    """Live rows, filtered by the bound values ``names`` (after the key ``c_day``/``c_id``)."""
-    t = transactions
-    clauses: list[ColumnElement[bool]] = [t.c.removed_at.is_(None)]
-    if "f_start" in names:
-        clauses.append(t.c.date >= bindparam("f_start"))
-    if "f_end" in names:
-        clauses.append(t.c.date <= bindparam("f_end"))
-    if "f_type" in names:
-        clauses.append(t.c.type == bindparam("f_type"))
-    if "f_status" in names:
-        clauses.append(t.c.status == bindparam("f_status"))
-    if "f_q" in names:
-        pattern = bindparam("f_q", type_=String())
-        clauses.append(
-            or_(
-                func.lower(t.c.description).like(pattern, escape="\\"),
-                func.lower(func.coalesce(t.c.merchant, "")).like(pattern, escape="\\"),
-            )
-        )
-    if "c_day" in names:
-        day = bindparam("c_day", type_=Date())
-        clauses.extend((t.c.date <= day, or_(t.c.date < day, t.c.id < bindparam("c_id"))))
-    return clauses
-
-
-def _wire_columns(as_text: bool) -> list[ColumnElement[Any]]:
-    """The :data:`API_COLUMNS`, typed, or (PostgreSQL SQL) with the strings of an export row."""
-    t = transactions
-    if not as_text:
-        return [t.c[name] for name in API_COLUMNS]
-
-    def text(name: str) -> ColumnElement[Any]:
-        return cast(t.c[name], Text).label(name)
-
-    def leg(name: str) -> ColumnElement[Any]:
-        return case((t.c.security_symbol.is_(None), null()), else_=cast(t.c[name], Text)).label(
-            name
-        )
-
-    return [
-        text("id"),
-        text("account_id"),
-        t.c.provider_transaction_id,
-        t.c.date,
-        t.c.posted_at,
-        text("amount"),
-        t.c.currency,
-        t.c.description,
-        t.c.merchant,
-        t.c.type,
-        t.c.subtype,
-        t.c.status,
-        text("pending_transaction_id"),
-        t.c.security_symbol,
-        leg("security_quantity"),
-        leg("security_price"),
-    ]
-
-
-@functools.lru_cache(maxsize=256)
-def _batch_statement(as_text: bool, accounts: int, names: frozenset[str]) -> Select[Any]:
-    """The next ``b_limit`` rows of accounts ``a0`` ... (``ORDER BY date DESC, id DESC``).
-
-    One statement per shape, built once; every value is a bound parameter. Each account
-    contributes its next ``b_limit`` rows (an index range scan on ``(account_id, date)``);
-    several accounts are merged by an outer sort of those rows.
-    """
-    t = transactions
-    cols = _wire_columns(as_text)
-    clauses = _clauses(names)
-    limit = bindparam("b_limit", type_=Integer())
-
-    def part(index: int, *keys: ColumnElement[Any]) -> Select[Any]:
-        return (
-            select(*cols, *keys)
-            .where(t.c.account_id == bindparam(f"a{index}"), *clauses)
-            .order_by(t.c.date.desc(), t.c.id.desc())
-            .limit(limit)
-        )
-
-    if accounts == 1:
-        return part(0)
-    keys = (t.c.date.label("k_date"), t.c.id.label("k_id"))
-    merged = union_all(*(select(part(i, *keys).subquery()) for i in range(accounts))).subquery()
-    return (
-        select(*(merged.c[name] for name in API_COLUMNS))
-        .order_by(merged.c.k_date.desc(), merged.c.k_id.desc())
-        .limit(limit)
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled(stmt: Select[Any], dialect: Dialect) -> SQLCompiler:
-    compiled = stmt.compile(dialect=dialect)
-    assert isinstance(compiled, SQLCompiler)
-    return compiled
-
-
-class _BatchReader:
-    """Reads one export's rows in keyset batches, each on a pooled connection of its own.
-
-    On PostgreSQL with asyncpg the compiled statement runs on the driver connection: the rows
-    are asyncpg records whose strings the database rendered, with no per-row SQLAlchemy,
-    ``Decimal`` or ``UUID`` work. Elsewhere SQLAlchemy reads typed rows that
-    :func:`_export_row` renders.
-    """
-
-    def __init__(
-        self, engine: AsyncEngine, account_ids: Sequence[UUID], flt: TransactionFilter, limit: int
-    ) -> None:
-        self._engine = engine
-        self._driver = engine.dialect.name == "postgresql" and engine.dialect.driver == "asyncpg"
-        filters = _filter_params(flt)
-        self._params: dict[str, Any] = {
-            **filters,
-            **{f"a{index}": account_id for index, account_id in enumerate(account_ids)},
-            "b_limit": limit,
-        }
-        shape = frozenset(filters)
-        self._first = _batch_statement(self._driver, len(account_ids), shape)
-        self._next = _batch_statement(self._driver, len(account_ids), shape | {"c_day", "c_id"})
-
-    async def read(self, after: ExportRow | None) -> Sequence[ExportRow]:
-        """The batch after the row ``after`` (the first batch when ``None``)."""
-        stmt, params = self._first, self._params
-        if after is not None:
-            stmt = self._next
-            params = {**params, "c_day": after[_DATE], "c_id": UUID(after[_ID])}
-        async with self._engine.connect() as conn:
-            if not self._driver:
-                return [_export_row(row) for row in await conn.execute(stmt, params)]
-            compiled = _compiled(stmt, conn.dialect)
-            # The values go to asyncpg as they are (UUID, date, str, int): it encodes them.
-            values = compiled.construct_params(params) or {}
-            args = [values[name] for name in compiled.positiontup or ()]
-            raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            records: Sequence[ExportRow] = await driver.fetch(compiled.string, *args)
-            return records
-
-
-async def _owned_account_ids(engine: AsyncEngine, user_id: UUID, only: UUID | None) -> list[UUID]:
-    a = accounts_table
-    stmt = select(a.c.id).where(a.c.user_id == user_id)
-    if only is not None:
-        stmt = stmt.where(a.c.id == only)
+async def _read_batch(
+    engine: AsyncEngine,
+    user_id: UUID,
+    flt: TransactionFilter,
+    limit: int,
+    after: ApiRow | None,
+    account_ids: list[UUID],
+) -> list[ApiRow]:
+    """One keyset batch on a pooled connection of its own (``engine``: a read engine)."""
+    key = None if after is None else (after.date, UUID(after.id))
     async with engine.connect() as conn:
-        return list((await conn.execute(stmt.order_by(a.c.id))).scalars())
+        return await read_page(conn, user_id, flt, limit=limit, after=key, account_ids=account_ids)
 
 
 async def iter_export_rows(
@@ -665,17 +401,22 @@ async def iter_export_rows(
     at two batches whatever the number of rows.
     """
     flt = flt or TransactionFilter()
-    owned = await _owned_account_ids(engine, user_id, flt.account_id)
+    engine = read_engine(engine)  # autocommit: each batch costs one round trip
+    async with engine.connect() as conn:
+        owned = await owned_account_ids(conn, user_id, flt.account_id)
     if not owned:
         return
-    reader = _BatchReader(engine, owned, flt, batch_rows)
-    pending: asyncio.Future[Sequence[ExportRow]] | None = asyncio.ensure_future(reader.read(None))
+    pending: asyncio.Future[list[ApiRow]] | None = asyncio.ensure_future(
+        _read_batch(engine, user_id, flt, batch_rows, None, owned)
+    )
     try:
         while pending is not None:
             rows = await pending
             pending = None
             if len(rows) == batch_rows:  # maybe more: read ahead
-                pending = asyncio.ensure_future(reader.read(rows[-1]))
+                pending = asyncio.ensure_future(
+                    _read_batch(engine, user_id, flt, batch_rows, rows[-1], owned)
+                )
             if rows:
                 yield rows
     finally:
@@ -780,14 +521,14 @@ def _acctid(account: Account) -> str:
 
 
 def _stmttrn(row: ExportRow) -> str:
-    amount = row[_AMOUNT]
-    kind = _TRNTYPES.get(row[_SUBTYPE]) or ("CREDIT" if Decimal(amount) >= 0 else "DEBIT")
-    merchant = row[_MERCHANT]
+    amount = row.amount
+    kind = _TRNTYPES.get(row.subtype) or ("CREDIT" if Decimal(amount) >= 0 else "DEBIT")
+    merchant = row.merchant
     memo = f"<MEMO>{_ofx_text(merchant, 255)}</MEMO>" if merchant else ""
     return (
-        f"<STMTTRN><TRNTYPE>{kind}</TRNTYPE><DTPOSTED>{row[_DATE]:%Y%m%d}</DTPOSTED>"
-        f"<TRNAMT>{amount}</TRNAMT><FITID>{_ofx_text(row[_ID], 255)}</FITID>"
-        f"<NAME>{_ofx_text(row[_DESCRIPTION], 32)}</NAME>{memo}</STMTTRN>"
+        f"<STMTTRN><TRNTYPE>{kind}</TRNTYPE><DTPOSTED>{row.date:%Y%m%d}</DTPOSTED>"
+        f"<TRNAMT>{amount}</TRNAMT><FITID>{_ofx_text(row.id, 255)}</FITID>"
+        f"<NAME>{_ofx_text(row.description, 32)}</NAME>{memo}</STMTTRN>"
     )
 
 

@@ -17,39 +17,30 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from sqlalchemy import (
-    Integer,
-    Select,
-    String,
-    Uuid,
-    bindparam,
-    cast,
-    func,
-    or_,
     select,
-    true,
-    type_coerce,
-    union_all,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
 
 from dashtam_core.adapters.sqlalchemy.mapping import account_from_row, connection_from_row
 from dashtam_core.adapters.sqlalchemy.tables import accounts, provider_connections
 from dashtam_core.adapters.sqlalchemy.tables_data import balance_snapshots, holdings, transactions
+from dashtam_core.application.transaction_pages import (
+    API_COLUMNS,
+    TransactionFilter,
+    read_page,
+)
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.connection import ProviderConnection
 from dashtam_core.domain.holding import Holding
-from dashtam_core.domain.transaction import Transaction, TransactionStatus, TransactionType
+from dashtam_core.domain.transaction import Transaction
 from dashtam_core.errors import ValidationError
 from dashtam_core.sync.changes import ChangePage, changes_since
 from dashtam_core.sync.rows import holding_from_row, transaction_from_row
@@ -100,18 +91,6 @@ class Page(Generic[T]):
 
     data: list[T]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionFilter:
-    """Filters of ``GET /api/v1/transactions`` (and exports); every field optional."""
-
-    account_id: UUID | None = None
-    start: date | None = None
-    end: date | None = None
-    type: TransactionType | None = None
-    status: TransactionStatus | None = None
-    q: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,120 +162,6 @@ def _transaction_cursor(cursor: str | None) -> tuple[date, UUID] | None:
         raise InvalidCursor("the cursor is malformed") from exc
 
 
-async def _account_ids(conn: AsyncConnection, user_id: UUID, account_id: UUID | None) -> list[UUID]:
-    a = accounts
-    stmt = select(a.c.id).where(a.c.user_id == user_id)
-    if account_id is not None:
-        stmt = stmt.where(a.c.id == account_id)
-    return list((await conn.execute(stmt.order_by(a.c.id))).scalars())
-
-
-#: The columns the API's transaction objects need (:func:`transaction_rows` ``api_only``).
-API_COLUMNS = (
-    "id",
-    "account_id",
-    "provider_transaction_id",
-    "date",
-    "posted_at",
-    "amount",
-    "currency",
-    "description",
-    "merchant",
-    "type",
-    "subtype",
-    "status",
-    "pending_transaction_id",
-    "security_symbol",
-    "security_quantity",
-    "security_price",
-)
-#: UUID columns of :data:`API_COLUMNS`, read as hyphenated strings (no per-row UUID objects).
-_API_UUID_COLUMNS = frozenset({"id", "account_id", "pending_transaction_id"})
-_UUID_TEXT = Uuid(as_uuid=False)
-#: :data:`API_COLUMNS` with the UUID columns cast to text in SQL (the raw-driver fast path).
-_API_SELECT_TEXT: tuple[Any, ...] = tuple(
-    cast(transactions.c[name], String()).label(name)
-    if name in _API_UUID_COLUMNS
-    else transactions.c[name]
-    for name in API_COLUMNS
-)
-_API_SELECT: tuple[Any, ...] = tuple(
-    type_coerce(transactions.c[name], _UUID_TEXT).label(name)
-    if name in _API_UUID_COLUMNS
-    else transactions.c[name]
-    for name in API_COLUMNS
-)
-
-
-def _filter_params(flt: TransactionFilter) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if flt.start is not None:
-        params["f_start"] = flt.start
-    if flt.end is not None:
-        params["f_end"] = flt.end
-    if flt.type is not None:
-        params["f_type"] = str(flt.type)
-    if flt.status is not None:
-        params["f_status"] = str(flt.status)
-    if flt.q:
-        escaped = flt.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params["f_q"] = f"%{escaped}%"
-    return params
-
-
-def _bound_filters(names: frozenset[str]) -> list[Any]:
-    """The WHERE clauses of :func:`_filter_params`'s keys ``names``, as bound parameters."""
-    t = transactions
-    clauses: list[Any] = [t.c.removed_at.is_(None)]
-    if "f_start" in names:
-        clauses.append(t.c.date >= bindparam("f_start"))
-    if "f_end" in names:
-        clauses.append(t.c.date <= bindparam("f_end"))
-    if "f_type" in names:
-        clauses.append(t.c.type == bindparam("f_type"))
-    if "f_status" in names:
-        clauses.append(t.c.status == bindparam("f_status"))
-    if "f_q" in names:
-        pattern = bindparam("f_q", type_=String())
-        clauses.append(
-            or_(
-                func.lower(t.c.description).like(pattern, escape="\\"),
-                func.lower(func.coalesce(t.c.merchant, "")).like(pattern, escape="\\"),
-            )
-        )
-    if "c_day" in names:
-        day: BindParameter[Any] = bindparam("c_day")
-        ident: BindParameter[Any] = bindparam("c_id")
-        clauses.extend((t.c.date <= day, or_(t.c.date < day, t.c.id < ident)))
-    return clauses
-
-
-@functools.lru_cache(maxsize=512)
-def _lateral_page(
-    names: frozenset[str], one_account: bool, api_only: bool, *, text_ids: bool = False
-) -> Select[Any]:
-    """PostgreSQL: one statement per filter shape, built once (values are bound parameters).
-
-    ``accounts`` of the user ``CROSS JOIN LATERAL`` their newest ``limit`` matching rows (an index
-    range scan on ``(account_id, date)`` each), merged by an outer sort of at most
-    ``accounts * limit`` rows.
-    """
-    t, a = transactions, accounts
-    cols = list(_API_SELECT_TEXT if text_ids else _API_SELECT) if api_only else list(t.c)
-    limit = bindparam("page_limit", type_=Integer())
-    inner = (
-        select(*cols)
-        .where(t.c.account_id == a.c.id, *_bound_filters(names))
-        .order_by(t.c.date.desc(), t.c.id.desc())
-        .limit(limit)
-        .lateral("page")
-    )
-    stmt = select(inner).select_from(a.join(inner, true())).where(a.c.user_id == bindparam("uid"))
-    if one_account:
-        stmt = stmt.where(a.c.id == bindparam("aid"))
-    return stmt.order_by(inner.c.date.desc(), inner.c.id.desc()).limit(limit)
-
-
 async def transaction_rows(
     conn: AsyncConnection,
     user_id: UUID,
@@ -306,128 +171,31 @@ async def transaction_rows(
     cursor: str | None = None,
     api_only: bool = False,
 ) -> tuple[list[Any], str | None]:
-    """A page of raw ``transactions`` rows (see :func:`list_transactions`) and the next cursor.
+    """A page of the user's live transactions and the next cursor (``None`` on the last page).
 
-    ``api_only`` selects only :data:`API_COLUMNS` (less row processing on the hot path), with
-    the UUID columns as hyphenated strings.
-
-    Each account of the user contributes its newest ``limit + 1`` matching rows (an index range
-    scan on ``(account_id, date)``), merged by an outer sort of at most ``accounts * (limit + 1)``
-    rows, so a page costs the same at 1M rows as at 1k. On PostgreSQL this is one statement
-    (``LATERAL``), prepared once per filter shape; elsewhere the user's accounts are read first.
+    ``api_only``: :class:`~dashtam_core.application.transaction_pages.ApiRow` wire rows (the
+    list route's hot path); otherwise every column as SQLAlchemy rows. See
+    :func:`~dashtam_core.application.transaction_pages.read_page` for the statements.
 
     Raises:
         InvalidCursor: ``cursor`` is malformed.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}")
-    flt = flt or TransactionFilter()
-    after = _transaction_cursor(cursor)
-    params = _filter_params(flt)
-    if after is not None:
-        params["c_day"], params["c_id"] = after
-    if conn.dialect.name == "postgresql":
-        params.update(uid=user_id, aid=flt.account_id, page_limit=limit + 1)
-        shape = frozenset(params) - {"uid", "aid", "page_limit"}
-        if api_only:
-            rows = await _api_rows_postgresql(conn, shape, flt.account_id is not None, params)
-        else:
-            stmt = _lateral_page(shape, flt.account_id is not None, api_only)
-            rows = list((await conn.execute(stmt, params)).all())
-    else:
-        rows = await _rows_per_account(conn, user_id, flt, params, limit + 1, api_only)
+    rows = await read_page(
+        conn,
+        user_id,
+        flt or TransactionFilter(),
+        limit=limit + 1,
+        after=_transaction_cursor(cursor),
+        full=not api_only,
+    )
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(last.date.isoformat(), last.id)
     return rows, next_cursor
-
-
-class ApiRow(NamedTuple):
-    """A row of :data:`API_COLUMNS` read by the PostgreSQL fast path (ids as strings)."""
-
-    id: str
-    account_id: str
-    provider_transaction_id: str
-    date: date
-    posted_at: datetime | None
-    amount: Decimal
-    currency: str
-    description: str
-    merchant: str | None
-    type: str
-    subtype: str
-    status: str
-    pending_transaction_id: str | None
-    security_symbol: str | None
-    security_quantity: Decimal | None
-    security_price: Decimal | None
-
-
-#: Parameters :func:`transaction_rows` binds (everything else in a statement is a constant).
-_BOUND_NAMES = frozenset(
-    {"uid", "aid", "page_limit", "f_start", "f_end", "f_type", "f_status", "f_q", "c_day", "c_id"}
-)
-
-
-@functools.lru_cache(maxsize=512)
-def _lateral_sql(
-    dialect: Dialect, shape: frozenset[str], one_account: bool
-) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """The SQL text of :func:`_lateral_page` (API columns, ids as text), its parameter order
-    and the values of its constant parameters (literals SQLAlchemy binds, e.g. ``''``)."""
-    compiled = _lateral_page(shape, one_account, True, text_ids=True).compile(dialect=dialect)
-    constants = {k: v for k, v in compiled.params.items() if k not in _BOUND_NAMES}
-    return str(compiled), tuple(compiled.positiontup or ()), constants
-
-
-async def _api_rows_postgresql(
-    conn: AsyncConnection, shape: frozenset[str], one_account: bool, params: dict[str, Any]
-) -> list[Any]:
-    """The API page straight through the asyncpg connection (performance.md S1).
-
-    The statement is SQLAlchemy's (compiled once per filter shape); only the per-row result
-    processing of the ORM-less Core path is skipped: every column comes back in its final Python
-    type (``NUMERIC`` → ``Decimal``, ``timestamptz`` → aware UTC ``datetime``, ids cast to text).
-    """
-    sql, order, constants = _lateral_sql(conn.dialect, shape, one_account)
-    params = {**constants, **params}
-    driver = (await conn.get_raw_connection()).driver_connection
-    if driver is None:  # pragma: no cover - a checked-out connection always has one
-        raise RuntimeError("the database connection is closed")
-    records = await driver.fetch(sql, *(params[name] for name in order))
-    return list(map(ApiRow._make, records))
-
-
-async def _rows_per_account(
-    conn: AsyncConnection,
-    user_id: UUID,
-    flt: TransactionFilter,
-    params: dict[str, Any],
-    limit: int,
-    api_only: bool,
-) -> list[Any]:
-    """:func:`transaction_rows` without ``LATERAL``: the accounts, then a ``UNION ALL`` of pages."""
-    t = transactions
-    owned = await _account_ids(conn, user_id, flt.account_id)
-    if not owned:
-        return []
-    cols = list(_API_SELECT) if api_only else list(t.c)
-    clauses = _bound_filters(frozenset(params))
-    parts = [
-        select(*cols)
-        .where(t.c.account_id == account_id, *clauses)
-        .order_by(t.c.date.desc(), t.c.id.desc())
-        .limit(limit)
-        for account_id in owned
-    ]
-    if len(parts) == 1:
-        stmt = parts[0]
-    else:
-        merged = union_all(*(select(p.subquery()) for p in parts)).subquery()
-        stmt = select(merged).order_by(merged.c.date.desc(), merged.c.id.desc()).limit(limit)
-    return list((await conn.execute(stmt, params)).all())
 
 
 async def list_transactions(
