@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 import httpx
 from pydantic_settings import BaseSettings
@@ -349,14 +350,23 @@ class Container:
 
     # -- events --------------------------------------------------------------------------------
 
-    async def dispatch_outbox(self, *, limit: int = 500) -> list[HandlerFailure]:
+    async def dispatch_outbox(
+        self,
+        *,
+        limit: int = 500,
+        user_id: UUID | None = None,
+        since: datetime | None = None,
+    ) -> list[HandlerFailure]:
         """Publish undispatched outbox events on the bus and mark them dispatched.
 
         Delivery is at least once: a crash between publishing and marking re-publishes.
+        ``user_id`` / ``since`` narrow it to one user's events stored since then (one sync's).
         """
         failures: list[HandlerFailure] = []
         async with self.engine.begin() as conn:
-            messages = await pending_events(conn, limit=limit)
+            messages = await pending_events(conn, limit=limit, user_id=user_id, since=since)
+            if not messages:
+                return failures
             for message in messages:
                 failures.extend(await self.bus.publish(message.event))
             await mark_dispatched(conn, [m.id for m in messages], now=datetime.now(UTC))

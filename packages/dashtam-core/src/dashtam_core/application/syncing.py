@@ -419,8 +419,9 @@ async def _finish(
         await uow.commit()
     # The run's data events (outbox, ids older than SyncFinished's) go out first: a client that
     # saw sync.finished has seen its data events, and resuming after it misses none of them.
+    # Only this run's: an identical re-sync writes (and here updates) nothing.
     try:
-        await container.dispatch_outbox()
+        await container.dispatch_outbox(user_id=conn.user_id, since=finished.started_at)
     except Exception as exc:  # they stay in the outbox for the periodic dispatcher
         log.warning("outbox_dispatch_failed", error_type=type(exc).__name__)
     await container.bus.publish(

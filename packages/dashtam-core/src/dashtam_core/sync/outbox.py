@@ -119,14 +119,26 @@ async def write_events(
     return len(events)
 
 
-async def pending_events(conn: AsyncConnection, limit: int = 100) -> list[OutboxMessage]:
-    """Undispatched events, oldest first (in id order: the SSE resume order)."""
-    rows = await conn.execute(
-        select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.created_at)
-        .where(outbox.c.dispatched_at.is_(None))
-        .order_by(outbox.c.id)
-        .limit(limit)
+async def pending_events(
+    conn: AsyncConnection,
+    limit: int = 100,
+    *,
+    user_id: UUID | None = None,
+    since: datetime | None = None,
+) -> list[OutboxMessage]:
+    """Undispatched events, oldest first (in id order: the SSE resume order).
+
+    ``user_id`` / ``since``: only that user's events, only those stored at or after ``since``
+    (e.g. the events of one sync run).
+    """
+    stmt = select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.created_at).where(
+        outbox.c.dispatched_at.is_(None)
     )
+    if user_id is not None:
+        stmt = stmt.where(outbox.c.user_id == user_id)
+    if since is not None:
+        stmt = stmt.where(outbox.c.created_at >= since)
+    rows = await conn.execute(stmt.order_by(outbox.c.id).limit(limit))
     return [
         OutboxMessage(
             id=r.id, event=event_from_payload(r.event, r.payload), created_at=r.created_at
