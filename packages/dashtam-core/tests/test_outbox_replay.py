@@ -128,6 +128,45 @@ async def test_prune_keeps_dispatched_events_for_the_retention_window(
     assert await prune(2) == {undispatched.event_id}  # never dispatched: kept until it is
 
 
+async def test_an_unreadable_row_does_not_block_dispatch(
+    engine: AsyncEngine, migrated_url: str, tmp_path: Path
+) -> None:
+    user_id = await _user(engine)
+    before, after = _changed(user_id, 1), _changed(user_id, 2)
+    broken = uuid7()
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await write_events(conn, [before], now=now)
+        await conn.execute(
+            outbox.insert().values(
+                id=broken, event="RemovedEvent", payload={}, user_id=user_id, created_at=now
+            )
+        )
+        await write_events(conn, [after], now=now)
+    async with engine.connect() as conn:
+        with pytest.raises(KeyError):  # without a place to report it, a read still refuses
+            await pending_events(conn)
+    settings = CoreSettings(_env_file=None, database_url=migrated_url, secret_dir=tmp_path / "k")
+    container = await Container.create(
+        settings, engine=engine, migrate=False, vault=CredentialVault.generate()
+    )
+    published: list[ev.DomainEvent] = []
+
+    async def collect(event: ev.DomainEvent) -> None:
+        published.append(event)
+
+    container.bus.subscribe(ev.TransactionsChanged, collect)
+    try:
+        assert await container.dispatch_outbox() == []
+        assert published == [before, after]  # the broken row between them blocked nothing
+        async with engine.connect() as conn:
+            assert await pending_events(conn) == []  # ... and is not retried forever
+            kept = (await conn.execute(select(outbox.c.id).where(outbox.c.id == broken))).all()
+        assert len(kept) == 1  # still there to inspect, until the retention window prunes it
+    finally:
+        await container.aclose()
+
+
 def test_event_retention_setting_bounds() -> None:
     assert CoreSettings(_env_file=None).event_retention_days == 7
     with pytest.raises(ValidationError):

@@ -361,10 +361,17 @@ class Container:
 
         Delivery is at least once: a crash between publishing and marking re-publishes.
         ``user_id`` / ``since`` narrow it to one user's events stored since then (one sync's).
+        A row whose event can no longer be rebuilt is marked dispatched without being published
+        (logged; the row stays for the retention window) so it never blocks the events after it.
         """
         failures: list[HandlerFailure] = []
+        unreadable: list[UUID] = []
         async with self.engine.begin() as conn:
-            messages = await pending_events(conn, limit=limit, user_id=user_id, since=since)
+            messages = await pending_events(
+                conn, limit=limit, user_id=user_id, since=since, unreadable=unreadable
+            )
+            if unreadable:
+                await mark_dispatched(conn, unreadable, now=datetime.now(UTC))
             if not messages:
                 return failures
             for message in messages:

@@ -125,11 +125,14 @@ async def pending_events(
     *,
     user_id: UUID | None = None,
     since: datetime | None = None,
+    unreadable: list[UUID] | None = None,
 ) -> list[OutboxMessage]:
     """Undispatched events, oldest first (in id order: the SSE resume order).
 
     ``user_id`` / ``since``: only that user's events, only those stored at or after ``since``
-    (e.g. the events of one sync run).
+    (e.g. the events of one sync run). ``unreadable``: a row whose event can no longer be
+    rebuilt (its class removed or changed incompatibly) is skipped with a warning and its id
+    appended here, instead of raising (which would stop every later event behind it).
     """
     stmt = select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.created_at).where(
         outbox.c.dispatched_at.is_(None)
@@ -138,13 +141,20 @@ async def pending_events(
         stmt = stmt.where(outbox.c.user_id == user_id)
     if since is not None:
         stmt = stmt.where(outbox.c.created_at >= since)
-    rows = await conn.execute(stmt.order_by(outbox.c.id).limit(limit))
-    return [
-        OutboxMessage(
-            id=r.id, event=event_from_payload(r.event, r.payload), created_at=r.created_at
-        )
-        for r in rows
-    ]
+    found: list[OutboxMessage] = []
+    for r in await conn.execute(stmt.order_by(outbox.c.id).limit(limit)):
+        try:
+            event = event_from_payload(r.event, r.payload)
+        except (KeyError, TypeError, ValueError) as exc:
+            if unreadable is None:
+                raise
+            log.warning(
+                "outbox_row_unreadable", id=str(r.id), name=r.event, error=type(exc).__name__
+            )
+            unreadable.append(r.id)
+            continue
+        found.append(OutboxMessage(id=r.id, event=event, created_at=r.created_at))
+    return found
 
 
 async def events_after(
