@@ -23,7 +23,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,10 +35,10 @@ from uuid import UUID
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dashtam_api_test_support import uvicorn_server
 from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables import accounts
 from dashtam_core.adapters.sqlalchemy.tables_data import (
@@ -77,30 +76,11 @@ SCRIPT = Path(__file__).parent / "robust_support" / "sync_once.py"
 PYCACHE = Path(tempfile.gettempdir()) / "dashtam-robust-pycache"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def alpaca_url() -> AsyncIterator[str]:
     app = create_sandbox_app(SandboxConfig(extra_activities=EXTRA))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with uvicorn_server(app) as base:
+        yield base
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,10 +28,10 @@ from uuid import UUID
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import func, select, update
 from taskiq import AsyncTaskiqTask
 
+from dashtam_api_test_support import uvicorn_server
 from dashtam_core.adapters.jobs.broker import build_broker
 from dashtam_core.adapters.jobs.tasks import JobQueue
 from dashtam_core.adapters.security.vault import CredentialVault
@@ -70,12 +69,6 @@ def _redis_url() -> str:
             pytest.fail("Redis not configured: set DASHTAM_TEST_REDIS_URL")
         pytest.skip("Redis not configured: set DASHTAM_TEST_REDIS_URL")
     return url
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -129,21 +122,8 @@ class Served:
 async def schwab() -> AsyncIterator[Served]:
     app = create_sandbox_app(SandboxConfig(extra_transactions=EXTRA))
     counter = GrantCounter(app, REFRESH_HOLD_SECONDS)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(counter, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield Served(f"http://127.0.0.1:{port}", app.state.sandbox, counter)
-    finally:
-        server.should_exit = True
-        await task
+    async with uvicorn_server(counter) as base:
+        yield Served(base, app.state.sandbox, counter)
 
 
 @dataclass

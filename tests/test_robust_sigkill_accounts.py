@@ -15,7 +15,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -30,10 +29,10 @@ from uuid import UUID
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dashtam_api_test_support import uvicorn_server
 from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.adapters.sqlalchemy.tables import accounts
 from dashtam_core.adapters.sqlalchemy.tables_data import (
@@ -65,12 +64,6 @@ PYCACHE = Path(tempfile.gettempdir()) / "dashtam-robust-pycache"
 PerAccount = dict[str, tuple[int, Decimal]]  # provider account id -> (rows, sum)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _slow_transactions(app: Any) -> Any:
     """Hold every transactions request a moment, so each account's stage takes a while and a
     kill lands between two accounts' units as often as inside one."""
@@ -86,21 +79,8 @@ def _slow_transactions(app: Any) -> Any:
 @pytest_asyncio.fixture
 async def schwab_url() -> AsyncIterator[str]:
     app = _slow_transactions(create_sandbox_app(SandboxConfig(extra_transactions=EXTRA)))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(250):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with uvicorn_server(app) as base:
+        yield base
 
 
 async def _connect(c: Container) -> UUID:

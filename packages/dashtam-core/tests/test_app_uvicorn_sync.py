@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest_asyncio
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dashtam_api_test_support import uvicorn_server
 from dashtam_core.adapters.security.vault import CredentialVault
 from dashtam_core.application.connections import connect_api_key
 from dashtam_core.application.container import Container
@@ -29,29 +27,10 @@ from dashtam_provider_alpaca.sandbox import (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest_asyncio.fixture
 async def sandbox_url() -> AsyncIterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_sandbox_app(), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with uvicorn_server(create_sandbox_app(), lifespan="auto") as base:
+        yield base
 
 
 async def test_connect_and_sync_over_http(

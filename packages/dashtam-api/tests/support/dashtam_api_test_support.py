@@ -108,6 +108,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@asynccontextmanager
+async def uvicorn_server(
+    app: Any, *, port: int | None = None, lifespan: str = "off"
+) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port by default) until the block ends.
+
+    Yields the server's base URL; the server is stopped (and awaited) on exit.
+    """
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws="none"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 @dataclass
 class Served:
     """A running server and a client for it."""
@@ -186,26 +212,10 @@ async def serve(
     app = create_app(settings)
     for key, value in (app_state or {}).items():
         setattr(app.state, key, value)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    client = httpx.AsyncClient(base_url=base, timeout=30)
-    try:
-        yield Served(app, base, client, database_url)
-    finally:
-        await client.aclose()
-        await close_runtime(app)
-        server.should_exit = True
-        await task
-        # The security kit's Redis rate limiter is not closed by the app's lifespan (yet).
-        kit = getattr(app.state, "security", None)
-        closer = getattr(getattr(kit, "rate_limiter", None), "aclose", None)
-        if closer is not None:
-            await closer()
+    async with uvicorn_server(app, port=port, lifespan="on"):
+        client = httpx.AsyncClient(base_url=base, timeout=30)
+        try:
+            yield Served(app, base, client, database_url)
+        finally:
+            await client.aclose()
+            await close_runtime(app)
