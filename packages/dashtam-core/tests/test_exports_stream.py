@@ -36,6 +36,7 @@ from dashtam_core.application.transaction_pages import ApiRow
 from dashtam_core.domain.account import Account, AccountType
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import TransactionStatus, TransactionType
+from dashtam_core.testing.oracles import expected_transactions
 from dashtam_core.testing.seeding import seed_connection, seed_user
 
 START = date(2025, 1, 1)
@@ -125,28 +126,8 @@ async def _seed(engine: AsyncEngine) -> tuple[UUID, list[UUID], UUID, list[dict[
     return me, mine, theirs[0], [r for r in rows if r["account_id"] in mine]
 
 
-def _matches(row: dict[str, Any], flt: TransactionFilter) -> bool:
-    if row["removed_at"] is not None:
-        return False
-    if flt.account_id is not None and row["account_id"] != flt.account_id:
-        return False
-    if flt.start is not None and row["date"] < flt.start:
-        return False
-    if flt.end is not None and row["date"] > flt.end:
-        return False
-    if flt.type is not None and row["type"] != str(flt.type):
-        return False
-    if flt.status is not None and row["status"] != str(flt.status):
-        return False
-    if flt.q:
-        needle = flt.q.lower()
-        return needle in row["description"].lower() or needle in (row["merchant"] or "").lower()
-    return True
-
-
 def _expected(rows: list[dict[str, Any]], flt: TransactionFilter) -> list[dict[str, Any]]:
-    chosen = [r for r in rows if _matches(r, flt)]
-    return sorted(chosen, key=lambda r: (r["date"], r["id"]), reverse=True)
+    return [dict(r) for r in expected_transactions(rows, flt)]
 
 
 def _money(value: Decimal | None) -> str | None:

@@ -23,11 +23,10 @@ from dashtam_core.adapters.sqlalchemy.engine import read_engine
 from dashtam_core.adapters.sqlalchemy.tables_data import transactions
 from dashtam_core.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWorkFactory
 from dashtam_core.application import queries
-from dashtam_core.domain.account import Account, AccountType
-from dashtam_core.domain.connection import ConnectionStatus, ProviderConnection
 from dashtam_core.domain.ids import uuid7
 from dashtam_core.domain.transaction import TransactionStatus, TransactionType
-from dashtam_core.domain.user import Role, User
+from dashtam_core.testing.oracles import expected_transactions
+from dashtam_core.testing.seeding import seed_account, seed_connection, seed_user
 
 pytestmark = pytest.mark.asyncio
 
@@ -44,24 +43,11 @@ async def _seed(engine: AsyncEngine) -> tuple[UUID, list[UUID], UUID, list[dict[
     owned: dict[UUID, list[UUID]] = {}
     async with SqlAlchemyUnitOfWorkFactory(engine)() as uow:
         for index, count in enumerate((3, 1)):
-            user = User(
-                id=uuid7(),
-                email=f"q{index}@example.com",
-                password_hash="x",
-                created_at=now,
-                email_verified=True,
-                roles=[Role.USER],
-            )
-            (await uow.users.add(user)).unwrap()
-            conn = ProviderConnection(uuid7(), user.id, "chase", ConnectionStatus.ACTIVE, now)
-            await uow.connections.add(conn)
+            user = await seed_user(uow)
+            conn = await seed_connection(uow, user.id, provider="chase")
             owned[user.id] = []
             for n in range(count):
-                account = Account(
-                    uuid7(), conn.id, user.id, "chase", f"acct-{index}-{n}", "A",
-                    AccountType.CHECKING, "USD", now,
-                )  # fmt: skip
-                await uow.accounts.add(account)
+                account = await seed_account(uow, conn, provider_account_id=f"acct-{index}-{n}")
                 owned[user.id].append(account.id)
         await uow.commit()
     (me, mine), (_, theirs) = owned.items()
@@ -92,25 +78,6 @@ async def _seed(engine: AsyncEngine) -> tuple[UUID, list[UUID], UUID, list[dict[
     async with engine.begin() as conn:
         await conn.execute(insert(transactions), rows)
     return me, mine, theirs[0], [r for r in rows if r["account_id"] in mine]
-
-
-def _matches(row: dict[str, Any], flt: queries.TransactionFilter) -> bool:
-    if row["removed_at"] is not None:
-        return False
-    if flt.account_id is not None and row["account_id"] != flt.account_id:
-        return False
-    if flt.start is not None and row["date"] < flt.start:
-        return False
-    if flt.end is not None and row["date"] > flt.end:
-        return False
-    if flt.type is not None and row["type"] != str(flt.type):
-        return False
-    if flt.status is not None and row["status"] != str(flt.status):
-        return False
-    if flt.q:
-        needle = flt.q.lower()
-        return needle in row["description"].lower() or needle in (row["merchant"] or "").lower()
-    return True
 
 
 def _filters(mine: list[UUID], foreign: UUID) -> list[queries.TransactionFilter]:
@@ -152,14 +119,7 @@ async def test_every_filter_shape_and_page_size_matches_the_oracle(engine: Async
     reader = read_engine(engine)
     rng = random.Random(3)
     for flt in _filters(mine, foreign):
-        expected = [
-            str(r["id"])
-            for r in sorted(
-                (r for r in rows if _matches(r, flt)),
-                key=lambda r: (r["date"], r["id"]),
-                reverse=True,
-            )
-        ]
+        expected = [str(r["id"]) for r in expected_transactions(rows, flt)]
         limit = rng.choice((1, 4, 7, 50, queries.MAX_LIMIT))
         assert await _walk(reader, me, flt, limit) == expected, (flt, limit)
 
