@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import orjson
 import pytest
@@ -84,33 +83,16 @@ def test_canonical_bytes_match_the_reference_form(
         assert canonical_bytes(record) == _reference(record)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def fast_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    admin: AsyncEngine | None = None
-    name = ""
-    if request.param == "sqlite":
-        eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
-    else:
-        url = os.environ.get("DASHTAM_TEST_POSTGRES_URL")
-        if not url:
-            if os.environ.get("DASHTAM_TEST_REQUIRE_SERVICES") == "1":
-                pytest.fail("DASHTAM_TEST_POSTGRES_URL is required")
-            pytest.skip("DASHTAM_TEST_POSTGRES_URL is not set")
-        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        name = f"dashtam_test_{uuid.uuid4().hex[:12]}"
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        eng = create_async_engine(make_url(url).set(database=name))
+@pytest.fixture
+async def fast_db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An empty SQLite or PostgreSQL database (``database_url``) with only the audit table."""
+    eng = create_async_engine(database_url)
     async with eng.begin() as conn:
         await conn.run_sync(lambda c: audit_events.create(c))
     try:
         yield eng
     finally:
         await eng.dispose()
-        if admin is not None:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await admin.dispose()
 
 
 ODD_DETAILS = [

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dashtam_core.adapters.security.audit_log import SqlAlchemyAuditLog
 from dashtam_core.adapters.sqlalchemy.engine import create_engine
@@ -23,33 +20,16 @@ from dashtam_core.ports.audit import AuditLog
 KEY = b"l" * 32
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    admin: AsyncEngine | None = None
-    name = ""
-    if request.param == "sqlite":
-        eng = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'log.db'}")
-    else:
-        url = os.environ.get("DASHTAM_TEST_POSTGRES_URL")
-        if not url:
-            if os.environ.get("DASHTAM_TEST_REQUIRE_SERVICES") == "1":
-                pytest.fail("DASHTAM_TEST_POSTGRES_URL is required")
-            pytest.skip("DASHTAM_TEST_POSTGRES_URL is not set")
-        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        name = f"dashtam_test_{uuid.uuid4().hex[:12]}"
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        eng = create_engine(make_url(url).set(database=name), pool_size=30)
+@pytest.fixture
+async def log_db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An empty SQLite or PostgreSQL database (``database_url``) with only the audit table."""
+    eng = create_engine(database_url, pool_size=30)
     async with eng.begin() as conn:
         await conn.run_sync(lambda c: audit_events.create(c))
     try:
         yield eng
     finally:
         await eng.dispose()
-        if admin is not None:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await admin.dispose()
 
 
 def _record(action: str, **details: str) -> AuditRecord:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, insert, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dashtam_core.adapters.security.audit_chain import AuditChainer, verify_audit_table
@@ -21,33 +18,16 @@ KEY = b"a" * 32
 T0 = datetime(2026, 2, 1, 9, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def audit_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    admin: AsyncEngine | None = None
-    name = ""
-    if request.param == "sqlite":
-        eng = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}")
-    else:
-        url = os.environ.get("DASHTAM_TEST_POSTGRES_URL")
-        if not url:
-            if os.environ.get("DASHTAM_TEST_REQUIRE_SERVICES") == "1":
-                pytest.fail("DASHTAM_TEST_POSTGRES_URL is required")
-            pytest.skip("DASHTAM_TEST_POSTGRES_URL is not set")
-        admin = create_async_engine(url, isolation_level="AUTOCOMMIT")
-        name = f"dashtam_test_{uuid.uuid4().hex[:12]}"
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        eng = create_async_engine(make_url(url).set(database=name))
+@pytest.fixture
+async def audit_db(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An empty SQLite or PostgreSQL database (``database_url``) with only the audit table."""
+    eng = create_async_engine(database_url)
     async with eng.begin() as conn:
         await conn.run_sync(lambda c: audit_events.create(c))
     try:
         yield eng
     finally:
         await eng.dispose()
-        if admin is not None:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await admin.dispose()
 
 
 async def _write(engine: AsyncEngine, n: int) -> list[AuditRecord]:
