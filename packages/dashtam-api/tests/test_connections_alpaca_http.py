@@ -145,6 +145,11 @@ async def test_second_sync_adds_nothing_and_running_sync_is_reused(served: Any) 
     assert len(first["added"]) == 11
     assert first["has_more"] is False
 
+    # The simulator answers the run's first call 2 s late: the run is certainly still active
+    # when the second request comes (an identical re-sync of 11 rows is otherwise done first).
+    fault = {"status": 200, "delay": 2, "count": 1}
+    held = await served.client.post("/sandbox/alpaca/_sandbox/faults", json=fault)
+    assert held.status_code in (200, 201), held.text
     r = await served.client.post(f"/api/v1/connections/{conn_id}/syncs", headers=headers)
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "queued"
